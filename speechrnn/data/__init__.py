@@ -1,0 +1,1 @@
+"""Data: GSC download and extraction, indexing, the decode-once cache, the synthetic corpus."""

@@ -1,0 +1,124 @@
+"""The model's front end: per-clip MFCC (torchaudio) and SpecAugment masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+from torch import nn
+
+from speechrnn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """MFCC settings; saved in every checkpoint so inference computes exactly these features."""
+
+    sample_rate: int = 16_000
+    n_mfcc: int = 40
+    n_mels: int = 40
+    n_fft: int = 512
+    win_ms: float = 30.0
+    hop_ms: float = 10.0
+    f_min: float = 20.0
+    f_max: float = 7_600.0
+    top_db: float = 80.0
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "n_mfcc", "n_mels", "n_fft", "win_ms", "hop_ms", "top_db"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"features.{name} must be positive, got {getattr(self, name)}")
+        if self.n_mfcc > self.n_mels:
+            raise ConfigError(
+                f"features.n_mfcc ({self.n_mfcc}) cannot exceed features.n_mels ({self.n_mels})"
+            )
+        if self.win_length > self.n_fft:
+            raise ConfigError(
+                f"features.win_ms gives {self.win_length} samples, more than n_fft={self.n_fft}"
+            )
+        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ConfigError(
+                f"features: need 0 <= f_min < f_max <= {self.sample_rate / 2:g} Hz, "
+                f"got f_min={self.f_min}, f_max={self.f_max}"
+            )
+
+    @property
+    def win_length(self) -> int:
+        return round(self.sample_rate * self.win_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+    def num_frames(self, samples: int) -> int:
+        return samples // self.hop_length + 1
+
+
+class MFCC(nn.Module):
+    """(B, T) waveforms -> (B, frames, n_mfcc); each clip's features ignore its batch mates."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="reflect",
+            norm=None,
+            mel_scale="htk",
+        )
+        dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, "ortho")
+        self.register_buffer("dct", dct, persistent=False)  # (n_mels, n_mfcc)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            mel = self.mel(wave.float())  # (B, n_mels, frames)
+            db = 10.0 * torch.log10(mel.clamp(min=1e-10))  # (B, n_mels, frames)
+            floor = db.amax(dim=(1, 2), keepdim=True) - self.config.top_db  # (B, 1, 1)
+            db = torch.maximum(db, floor)
+            mfcc = db.transpose(1, 2) @ self.dct  # (B, frames, n_mfcc)
+            if self.config.normalize:
+                mean = mfcc.mean(dim=1, keepdim=True)  # (B, 1, n_mfcc)
+                std = mfcc.std(dim=1, keepdim=True)  # (B, 1, n_mfcc)
+                mfcc = (mfcc - mean) / (std + 1e-5)
+        return mfcc
+
+
+class SpecAugment(nn.Module):
+    """Zeroes random frequency bands and time spans of (B, frames, coeffs) in training mode."""
+
+    def __init__(self, freq_masks: int, freq_width: int, time_masks: int, time_width: int) -> None:
+        super().__init__()
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width = time_masks, time_width
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return feats
+        batch, frames, coeffs = feats.shape
+        freq = _band_mask(batch, coeffs, self.freq_masks, self.freq_width, feats.device)  # (B, C)
+        time = _band_mask(batch, frames, self.time_masks, self.time_width, feats.device)  # (B, F)
+        mask = freq[:, None, :] | time[:, :, None]  # (B, F, C)
+        return feats.masked_fill(mask, 0.0)
+
+
+def _band_mask(batch: int, size: int, count: int, width: int, device: torch.device) -> torch.Tensor:
+    """`count` bands per row, each of uniform width in [0, width], at uniform positions."""
+    mask = torch.zeros(batch, size, dtype=torch.bool, device=device)  # (B, size)
+    if count <= 0 or width <= 0:
+        return mask
+    pos = torch.arange(size, device=device)  # (size,)
+    for _ in range(count):
+        widths = torch.randint(0, min(width, size) + 1, (batch, 1), device=device)  # (B, 1)
+        starts = (torch.rand(batch, 1, device=device) * (size - widths + 1)).floor()  # (B, 1)
+        mask |= (pos >= starts) & (pos < starts + widths)
+    return mask

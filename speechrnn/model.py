@@ -1,0 +1,201 @@
+"""StackedLSTMClassifier (pure torch): MFCC front end, LSTM stack, pooling, head, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from speechrnn.errors import CheckpointError, ConfigError
+from speechrnn.features import MFCC, FeatureConfig, SpecAugment
+
+POOLINGS = ("last", "mean", "attention")
+FORMAT = "speechrnn-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and its training-only regularisers (dropout, SpecAugment)."""
+
+    hidden_size: int = 256
+    num_layers: int = 2
+    bidirectional: bool = False
+    dropout: float = 0.1
+    proj_size: int = 0
+    pooling: str = "attention"
+    freq_masks: int = 2
+    freq_mask_width: int = 7
+    time_masks: int = 2
+    time_mask_width: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.proj_size < self.hidden_size:
+            raise ConfigError(
+                f"model.proj_size must be in [0, hidden_size={self.hidden_size}), "
+                f"got {self.proj_size}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ConfigError(
+                f"model.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
+            )
+        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.{name} cannot be negative, got {getattr(self, name)}")
+
+    @property
+    def output_size(self) -> int:
+        return (self.proj_size or self.hidden_size) * (2 if self.bidirectional else 1)
+
+
+class AttentionPool(nn.Module):
+    """Learned additive attention over time: (B, F, D) -> (B, D)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1))
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        weights = self.score(seq).softmax(dim=1)  # (B, F, 1)
+        return (weights * seq).sum(dim=1)  # (B, D)
+
+
+class StackedLSTMClassifier(nn.Module):
+    """(B, T) raw 16 kHz audio -> (B, classes) logits; the front end is part of the model."""
+
+    def __init__(self, labels: list[str], features: FeatureConfig, config: ModelConfig) -> None:
+        super().__init__()
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ConfigError(f"a model needs at least two distinct labels, got {labels}")
+        self.labels = list(labels)
+        self.feature_config = features
+        self.config = config
+        self.mfcc = MFCC(features)
+        self.specaugment = SpecAugment(
+            config.freq_masks, config.freq_mask_width, config.time_masks, config.time_mask_width
+        )
+        self.lstm = nn.LSTM(
+            input_size=features.n_mfcc,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+            proj_size=config.proj_size,
+        )
+        self.attention = (
+            AttentionPool(config.output_size) if config.pooling == "attention" else None
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.output_size, len(labels))
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, frames, n_mfcc), SpecAugment applied in training mode."""
+        return self.specaugment(self.mfcc(wave))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        seq, _ = self.lstm(self.features(wave))  # (B, F, D)
+        return self.head(self.dropout(self.pool(seq)))  # (B, classes)
+
+    def pool(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, F, D) -> (B, D) by the configured pooling."""
+        if self.attention is not None:
+            return self.attention(seq)
+        if self.config.pooling == "mean":
+            return seq.mean(dim=1)
+        if not self.config.bidirectional:
+            return seq[:, -1]
+        half = seq.shape[-1] // 2
+        return torch.cat([seq[:, -1, :half], seq[:, 0, half:]], dim=-1)  # (B, D)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything besides the weights needed to rebuild this model: plain values only."""
+        return {
+            "format": FORMAT,
+            "labels": list(self.labels),
+            "features": asdict(self.feature_config),
+            "model": asdict(self.config),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a standalone checkpoint loadable with `torch.load(weights_only=True)`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({**self.metadata(), "state_dict": self.state_dict()}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> StackedLSTMClassifier:
+        try:
+            return cls(
+                list(meta["labels"]),
+                FeatureConfig(**meta["features"]),
+                ModelConfig(**meta["model"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(
+                f"checkpoint settings are incomplete or unknown ({exc})"
+            ) from None
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> StackedLSTMClassifier:
+    """Rebuild a model in eval mode from a standalone or Lightning checkpoint, safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        raw = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint (corrupt or not torch)"
+            ) from None
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it would import {unsafe.group(1)}" if unsafe else "it holds code or objects"
+        raise CheckpointError(f"{path}: refused to load: {what}, not plain weights") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    meta, state = _split_checkpoint(raw, path)
+    model = StackedLSTMClassifier.from_metadata(meta)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path}: weights do not match the saved settings ({first})"
+        ) from None
+    return model.to(device).eval()
+
+
+def _split_checkpoint(raw: object, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata, model state dict) of a standalone or a Lightning checkpoint."""
+    if isinstance(raw, dict) and raw.get("format") == FORMAT:
+        return raw, raw["state_dict"]
+    if isinstance(raw, dict) and isinstance(raw.get("speechrnn"), dict) and "state_dict" in raw:
+        state = {
+            k.removeprefix("model."): v
+            for k, v in raw["state_dict"].items()
+            if k.startswith("model.")
+        }
+        return raw["speechrnn"], state
+    raise CheckpointError(
+        f"{path}: not a speechrnn checkpoint (no labels or model settings inside)"
+    )

@@ -1,0 +1,42 @@
+"""from_mapping: typed settings from plain mappings with one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from speechrnn.config import from_mapping
+from speechrnn.errors import ConfigError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig
+
+
+def test_builds_and_coerces_ints_to_floats() -> None:
+    cfg = from_mapping(FeatureConfig, {"win_ms": 25, "n_mfcc": 13}, "features")
+    assert cfg.win_ms == 25.0 and isinstance(cfg.win_ms, float) and cfg.n_mfcc == 13
+
+
+def test_accepts_omegaconf() -> None:
+    cfg = from_mapping(ModelConfig, OmegaConf.create({"hidden_size": 64}), "model")
+    assert cfg.hidden_size == 64
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"hidden_sise": 3}, "unknown key(s) hidden_sise"),
+        ({"hidden_size": "big"}, "model.hidden_size: expected an integer"),
+        ({"hidden_size": -4}, "model.hidden_size must be at least 1"),
+        ({"bidirectional": "yes"}, "model.bidirectional: expected true or false"),
+        ({"pooling": "max"}, "model.pooling must be one of"),
+        ({"dropout": 1.5}, "model.dropout must be in"),
+    ],
+)
+def test_errors_name_the_key(values: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        from_mapping(ModelConfig, values, "model")
+
+
+def test_missing_required_value() -> None:
+    with pytest.raises(ConfigError, match="missing required value"):
+        from_mapping(ModelConfig, OmegaConf.create({"hidden_size": "???"}), "model")

@@ -1,0 +1,92 @@
+"""MFCC front end: shape, per-clip independence, librosa parity, SpecAugment only in training."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from speechrnn.errors import ConfigError
+from speechrnn.features import MFCC, FeatureConfig, SpecAugment
+
+
+def _speechlike(seed: int, scale: float = 0.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    envelope = np.exp(-(((t - 0.5) / 0.15) ** 2))
+    tone = np.sin(2 * np.pi * (200 + 300 * t) * t) + 0.3 * rng.standard_normal(16000)
+    return (scale * envelope * tone).astype(np.float32)
+
+
+def test_default_shape_is_101_frames_of_40() -> None:
+    mfcc = MFCC(FeatureConfig())
+    assert mfcc(torch.zeros(3, 16000)).shape == (3, 101, 40)
+
+
+def test_clip_features_do_not_depend_on_batch_mates() -> None:
+    mfcc = MFCC(FeatureConfig(normalize=False))
+    quiet = torch.from_numpy(_speechlike(0, scale=1e-3))
+    loud = torch.from_numpy(_speechlike(1, scale=0.9))
+    alone = mfcc(quiet[None])[0]
+    batched = mfcc(torch.stack([loud, quiet, loud]))[1]
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-5)
+
+
+def test_torchaudio_matches_librosa_with_settings_pinned() -> None:
+    cfg = FeatureConfig(normalize=False)
+    wave = _speechlike(2)
+    ours = MFCC(cfg)(torch.from_numpy(wave)[None])[0].numpy()  # (frames, n_mfcc)
+    mel = librosa.feature.melspectrogram(
+        y=wave.astype(np.float64),
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=cfg.n_mels,
+        fmin=cfg.f_min,
+        fmax=cfg.f_max,
+        htk=True,
+        norm=None,
+    )
+    db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=cfg.top_db)
+    theirs = librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc, dct_type=2, norm="ortho", lifter=0).T
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=2e-3, rtol=1e-4)
+
+
+def test_normalised_features_are_zero_mean_unit_std_per_coefficient() -> None:
+    feats = MFCC(FeatureConfig())(torch.from_numpy(_speechlike(3))[None])[0]
+    assert feats.mean(0).abs().max() < 1e-4
+    assert (feats.std(0) - 1).abs().max() < 1e-3
+
+
+def test_silence_gives_finite_features() -> None:
+    assert torch.isfinite(MFCC(FeatureConfig())(torch.zeros(2, 16000))).all()
+
+
+def test_specaugment_masks_in_training_only() -> None:
+    aug = SpecAugment(freq_masks=2, freq_width=8, time_masks=2, time_width=20)
+    feats = torch.ones(16, 101, 40)
+    aug.eval()
+    assert torch.equal(aug(feats), feats)
+    aug.train()
+    torch.manual_seed(0)
+    masked = aug(feats)
+    zero_frac = (masked == 0).float().mean().item()
+    assert 0.0 < zero_frac < 0.6
+    freq_masked = (masked == 0).all(dim=1).sum(1)  # coefficients masked over all frames, per clip
+    time_masked = (masked == 0).all(dim=2).sum(1)  # frames masked over all coefficients, per clip
+    assert freq_masked.max() <= 16 and time_masked.max() <= 40
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"n_mfcc": 80}, {"win_ms": 50.0}, {"f_max": 9000.0}, {"hop_ms": 0.0}]
+)
+def test_bad_feature_settings_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ConfigError, match="features"):
+        FeatureConfig(**kwargs)

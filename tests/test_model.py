@@ -1,0 +1,107 @@
+"""StackedLSTMClassifier: shapes, pooling variants, checkpoints that rebuild safely."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechrnn.errors import CheckpointError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig, StackedLSTMClassifier, load_checkpoint
+
+LABELS = ["yes", "no", "_silence_", "_unknown_"]
+
+
+def _model(**kwargs) -> StackedLSTMClassifier:
+    torch.manual_seed(0)
+    return StackedLSTMClassifier(LABELS, FeatureConfig(), ModelConfig(hidden_size=32, **kwargs))
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_logits_shape_for_every_variant(pooling: str, bidirectional: bool) -> None:
+    model = _model(pooling=pooling, bidirectional=bidirectional, num_layers=2).eval()
+    assert model(torch.randn(3, 16000)).shape == (3, len(LABELS))
+
+
+def test_projection_shrinks_output() -> None:
+    model = _model(proj_size=16, bidirectional=True)
+    assert model.head.in_features == 32 and model(torch.randn(2, 16000)).shape == (2, 4)
+
+
+def test_eval_is_deterministic_and_batch_independent() -> None:
+    model = _model().eval()
+    x = torch.randn(4, 16000) * 0.1
+    with torch.no_grad():
+        batched = model(x)
+        single = torch.cat([model(x[i : i + 1]) for i in range(4)])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
+
+
+def test_training_mode_applies_specaugment() -> None:
+    model = _model(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=30)
+    x = torch.randn(8, 16000)
+    model.train()
+    assert (model.features(x) == 0).any()
+    model.eval()
+    assert not (model.features(x) == 0).all(dim=1).any()
+
+
+def test_standalone_checkpoint_roundtrip(tmp_path: Path) -> None:
+    model = _model(pooling="mean").eval()
+    path = model.save(tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["labels"] == LABELS and raw["model"]["pooling"] == "mean"
+    loaded = load_checkpoint(path)
+    x = torch.randn(2, 16000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert not loaded.training and loaded.labels == LABELS
+
+
+def test_lightning_style_checkpoint_is_read(tmp_path: Path) -> None:
+    model = _model().eval()
+    meta = {k: v for k, v in model.metadata().items() if k != "format"}
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "speechrnn": meta, "epoch": 3}, tmp_path / "x.ckpt")
+    loaded = load_checkpoint(tmp_path / "x.ckpt")
+    x = torch.randn(1, 16000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Payload.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path: Path, protocol: int) -> None:
+    _Payload.marker = str(tmp_path / "pwned")
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "speechrnn": _Payload()}, path, pickle_protocol=protocol)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(None, "not found"), (b"garbage" * 10, "not a readable checkpoint")],
+)
+def test_missing_or_corrupt_checkpoint(tmp_path: Path, content: bytes | None, needle: str) -> None:
+    path = tmp_path / "m.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=needle):
+        load_checkpoint(path)
+
+
+def test_foreign_checkpoint_is_named(tmp_path: Path) -> None:
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a speechrnn checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
