@@ -57,14 +57,18 @@ def extract(
     files = [m for m in members if m.isfile()]
     size = sum(m.size for m in files)
     require_space(dest.parent, size, f"extracting {archive_file.name}")
-    temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}{PARTIAL}", dir=dest.parent))
+    try:
+        temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}{PARTIAL}", dir=dest.parent))
+    except OSError as exc:
+        raise DataError(f"{dest.parent}: cannot extract here ({reason(exc)})") from None
     try:
         with (
             tarfile.open(archive_file, "r:*") as tar,
             ByteBar(f"extract {archive_file.name}", progress, size) as bar,
         ):
             tar.extractall(temp, members=_counted(members, bar), **_DATA_FILTER)
-        root = temp / _wrapper(members) if _wrapper(members) else temp
+        wrapper = _wrapper(members)
+        root = temp / wrapper if wrapper else temp
         record = {**marker, "files": len(files)}
         (root / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         root.chmod(0o755)

@@ -13,7 +13,7 @@ from typing import Any
 
 from speechrnn import __version__
 from speechrnn.data.archive import MARKER, extract, read_marker, remove_partial
-from speechrnn.data.files import file_lock, sha256_file
+from speechrnn.data.files import file_lock, make_dir, sha256_file
 from speechrnn.data.transfer import Retry, download
 from speechrnn.errors import ConfigError, DataError
 
@@ -95,7 +95,7 @@ def ensure_extracted(
     dest = Path(dest).expanduser().absolute()
     if _extracted(dest, archive):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(dest.parent)
     with file_lock(dest.parent / f".{dest.name}.lock"):
         remove_partial(dest)
         if _extracted(dest, archive):
@@ -124,7 +124,7 @@ def fetch(
         return local, _verify(archive, local, progress, "the file was left as it is")
     final = downloads_dir / archive.file_name
     part = final.with_name(f"{final.name}.part")
-    downloads_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(downloads_dir)
     with file_lock(final.with_name(f"{final.name}.lock")):
         if final.is_file():
             keep = "it was kept: fix data.sha256, or delete it to download again"

@@ -86,6 +86,15 @@ def reason(exc: BaseException | str) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def make_dir(folder: Path) -> Path:
+    """Create `folder` and its parents if missing; DataError naming it if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot create the directory ({reason(exc)})") from None
+    return folder
+
+
 def require_space(folder: Path, needed: int, what: str) -> None:
     """Raise DataError when `folder`'s file system has less than `needed` bytes free for `what`."""
     free = shutil.disk_usage(folder).free

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from speechrnn import __version__
-from speechrnn.data.files import CHUNK_BYTES, ByteBar, reason, require_space
+from speechrnn.data.files import CHUNK_BYTES, ByteBar, make_dir, reason, require_space
 from speechrnn.errors import DataError
 
 OFFLINE_HINT = (
@@ -139,8 +139,8 @@ def _copy(response: http.client.HTTPResponse, out: BinaryIO, part: Path, bar: By
 
 
 def _open(part: Path, mode: str) -> BinaryIO:
+    make_dir(part.parent)
     try:
-        part.parent.mkdir(parents=True, exist_ok=True)
         return part.open(mode)
     except OSError as exc:
         raise DataError(f"{part}: cannot write ({reason(exc)})") from None
