@@ -1,89 +1,38 @@
-"""Shared fixtures."""
+"""Shared fixtures: the small synthetic corpus and a loopback HTTP server."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from loopback import LoopbackServer, serve
 
-STALL_S = 0.3
-
-
-@dataclass
-class LoopbackServer:
-    """Files served on 127.0.0.1 with Range support, a request log and injectable faults."""
-
-    port: int = 0
-    files: dict[str, bytes] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
-    fail_next: int = 0  # answer this many requests with 503
-    cut_next: int = 0  # send half the body of this many responses, then close the connection
-    ignore_range: bool = False  # answer Range requests with 200 and the whole file
-    stall_next: int = 0  # leave this many requests unanswered for STALL_S, then hang up
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+SMALL_CORPUS_WORDS = ("yes", "no", "up", "down", "left", "right", "bird", "cat", "dog")
+SMALL_CORPUS_SPEAKERS = 36
 
 
-class _Handler(BaseHTTPRequestHandler):
-    state: LoopbackServer
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic corpus in exact GSC layout, built once per session (~3 s; needs espeak-ng).
 
-    def do_GET(self) -> None:
-        state = self.state
-        state.requests.append((self.path, self.headers.get("Range")))
-        if state.stall_next > 0:
-            state.stall_next -= 1
-            time.sleep(STALL_S)
-            self.close_connection = True
-            return
-        if state.fail_next > 0:
-            state.fail_next -= 1
-            self.send_error(503, "Service Unavailable")
-            return
-        data = state.files.get(self.path.lstrip("/"))
-        if data is None:
-            self.send_error(404, "Not Found")
-            return
-        start = int(self.headers["Range"][6:].rstrip("-")) if self.headers.get("Range") else 0
-        if state.ignore_range:
-            start = 0
-        if start >= len(data) > 0:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{len(data)}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = data[start:]
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if state.cut_next > 0:
-            state.cut_next -= 1
-            body = body[: len(body) // 2]
-            self.close_connection = True
-        self.wfile.write(body)
+    9 words: the commands yes no up down left right plus bird cat dog (non-command words, i.e.
+    `_unknown_` in the 12-class task); 36 espeak-ng speakers split by the GSC hash rule into
+    28 training, 4 validation and 4 testing speakers; one 1 s clip per speaker and word (324 clips);
+    `_background_noise_/` with 5 files of 60 s; `validation_list.txt`, `testing_list.txt`.
+    Shared by all tests: treat it as read-only (copy it before changing anything).
+    """
+    from speechrnn.data.synthetic import synthesize
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    out = tmp_path_factory.mktemp("small_corpus") / "gsc"
+    return synthesize(out, SMALL_CORPUS_WORDS, SMALL_CORPUS_SPEAKERS, seed=0, progress=False)
 
 
 @pytest.fixture
 def http_server() -> Iterator[LoopbackServer]:
     """A loopback HTTP server (port 0) in a thread; put bytes in `.files` to serve them."""
     state = LoopbackServer()
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
+    server, thread = serve(state)
     try:
         yield state
     finally:

@@ -21,7 +21,7 @@ from speechrnn.data.transfer import Retry
 from speechrnn.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from conftest import LoopbackServer
+    from loopback import LoopbackServer
 
 FAST = Retry(retries=3, backoff_s=0.001, timeout_s=10.0)
 NAME = "speech_commands_test.tar.gz"
