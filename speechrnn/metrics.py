@@ -117,7 +117,7 @@ def classification_metrics(
     scores = per_class_scores(matrix, labels)
     ece, reliability = expected_calibration_error(targets, probs)
     return {
-        "clips": int(len(targets)),
+        "clips": len(targets),
         "accuracy": float((predicted == targets).mean()),
         "top3_accuracy": top_k_accuracy(targets, probs, min(3, len(labels))),
         **averaged(scores),

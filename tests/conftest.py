@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated cache dir, Hydra composition, and one trained model per session."""
+"""Shared fixtures: isolated cache, the small synthetic corpus, a loopback HTTP server, Hydra
+composition, and one trained model per session."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from omegaconf import DictConfig
 
 from speechrnn import CONFIG_DIR
 
-SMALL_WORDS = ("yes", "no", "up", "down", "left", "right")
+from loopback import LoopbackServer, serve
+
+SMALL_CORPUS_WORDS = ("yes", "no", "up", "down", "left", "right", "bird", "cat", "dog")
+SMALL_CORPUS_SPEAKERS = 36
+SMALL_WORDS = SMALL_CORPUS_WORDS[:6]  # the task's words; bird, cat and dog are its _unknown_
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +34,35 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SPEECHRNN_CACHE"] = previous
 
 
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic corpus in exact GSC layout, built once per session (~3 s; needs espeak-ng).
+
+    9 words: the commands yes no up down left right plus bird cat dog (non-command words, i.e.
+    `_unknown_` in the 12-class task); 36 espeak-ng speakers split by the GSC hash rule into
+    28 training, 4 validation and 4 testing speakers; one 1 s clip per speaker and word (324 clips);
+    `_background_noise_/` with 5 files of 60 s; `validation_list.txt`, `testing_list.txt`.
+    Shared by all tests: treat it as read-only (copy it before changing anything).
+    """
+    from speechrnn.data.synthetic import synthesize
+
+    out = tmp_path_factory.mktemp("small_corpus") / "gsc"
+    return synthesize(out, SMALL_CORPUS_WORDS, SMALL_CORPUS_SPEAKERS, seed=0, progress=False)
+
+
+@pytest.fixture
+def http_server() -> Iterator[LoopbackServer]:
+    """A loopback HTTP server (port 0) in a thread; put bytes in `.files` to serve them."""
+    state = LoopbackServer()
+    server, thread = serve(state)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """Compose conf/<name>.yaml with command-line style overrides, as the console scripts do."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -36,7 +70,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 
 
 def small_task_overrides(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
-    """A 12-class-style task (6 words + _silence_ + _unknown_) on the small corpus, tiny and fast."""
+    """The 12-class-style task on `small_corpus` (6 words, _silence_, _unknown_), tiny and fast."""
     words = ",".join(f'"{w}"' for w in SMALL_WORDS)
     return [
         "data=gsc_v2_12",
@@ -63,15 +97,12 @@ def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from speechrnn.train import train
 
     run_dir = tmp_path_factory.mktemp("trained_run")
-    train(
-        compose_config(
-            "train", small_task_overrides(small_corpus, run_dir, "trainer.max_epochs=12")
-        )
-    )
+    overrides = small_task_overrides(small_corpus, run_dir, "trainer.max_epochs=12")
+    train(compose_config("train", overrides))
     return run_dir
 
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(trained_run: Path) -> Path:
-    """Best checkpoint of `trained_run`: labels _silence_, _unknown_, yes, no, up, down, left, right."""
+    """Best checkpoint of `trained_run`; labels _silence_ _unknown_ yes no up down left right."""
     return Path(json.loads((trained_run / "metrics.json").read_text())["best_checkpoint"])

@@ -14,7 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SMALL_WORDS
 from speechrnn.data.datamodule import DataConfig
 from speechrnn.data.split import load_split
 from speechrnn.errors import CheckpointError, DataError
@@ -22,6 +21,8 @@ from speechrnn.evaluate import evaluate
 from speechrnn.features import FeatureConfig
 from speechrnn.metrics import classification_metrics
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
+
+from conftest import SMALL_WORDS
 
 LABELS = ["_silence_", "_unknown_", *SMALL_WORDS]
 FORCED = LABELS.index("yes")

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_task_overrides
 from omegaconf import DictConfig
 
 from speechrnn.errors import ConfigError
 from speechrnn.model import load_checkpoint
 from speechrnn.train import TrainSettings, train
+
+from conftest import small_task_overrides
 
 BIN = Path(sys.executable).parent
 GROUPS = {
