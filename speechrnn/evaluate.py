@@ -116,7 +116,8 @@ def _write_report(
     labels = metrics["confusion"]["labels"]
     matrix = np.array(metrics["confusion"]["matrix"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_csv(out / "confusion.csv", ["true \\ predicted", *labels], [[labels[i], *row] for i, row in enumerate(matrix.tolist())])
+    rows = [[labels[i], *row] for i, row in enumerate(matrix.tolist())]
+    write_csv(out / "confusion.csv", ["true \\ predicted", *labels], rows)
     predicted = probs.argmax(axis=1)
     top3 = np.argsort(-probs, axis=1, kind="stable")[:, :3]
     wrong = np.flatnonzero(predicted != clips.targets)
@@ -124,14 +125,21 @@ def _write_report(
         out / "errors.csv",
         ["path", "speaker", "true", "predicted", "probability", "top3"],
         [
-            [clips.paths[i], clips.speakers[i], labels[clips.targets[i]], labels[predicted[i]],
-             f"{probs[i, predicted[i]]:.4f}", " ".join(f"{labels[k]}:{probs[i, k]:.3f}" for k in top3[i])]
+            [
+                clips.paths[i],
+                clips.speakers[i],
+                labels[clips.targets[i]],
+                labels[predicted[i]],
+                f"{probs[i, predicted[i]]:.4f}",
+                " ".join(f"{labels[k]}:{probs[i, k]:.3f}" for k in top3[i]),
+            ]
             for i in wrong
         ],
-    )  # fmt: skip
+    )
     plot_confusion(matrix, labels, out / "confusion.png")
     plot_per_class(metrics["per_class"], out / "per_class.png")
-    plot_calibration(metrics["reliability"], metrics["expected_calibration_error"], out / "calibration.png")
+    ece = metrics["expected_calibration_error"]
+    plot_calibration(metrics["reliability"], ece, out / "calibration.png")
     sections = _sections(metrics, config)
     title = f"speechrnn evaluation: {Path(metrics['checkpoint']).name} on {metrics['split']}"
     (out / "report.md").write_text(render_markdown(title, sections))
@@ -162,7 +170,10 @@ def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
             "Most confused pairs",
             ["Clips of the true label predicted as another, most frequent first."],
             ("true", "predicted", "clips", "share of true label"),
-            [(p["true"], p["predicted"], p["count"], f"{p['rate']:.1%}") for p in metrics["most_confused"]],
+            [
+                (p["true"], p["predicted"], p["count"], f"{p['rate']:.1%}")
+                for p in metrics["most_confused"]
+            ],
         ),
         Section(
             "Worst classes",
@@ -176,9 +187,10 @@ def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
         Section(
             "Per-speaker accuracy",
             [
-                f"{spread['speakers']} speakers: mean {spread['mean']:.3f}, std {spread['std']:.3f}, "
-                f"min {spread['min']:.3f}, quartiles {spread['q25']:.3f} / {spread['median']:.3f} / "
-                f"{spread['q75']:.3f}, max {spread['max']:.3f}."
+                f"{spread['speakers']} speakers: mean {spread['mean']:.3f}, "
+                f"std {spread['std']:.3f}, min {spread['min']:.3f}, quartiles "
+                f"{spread['q25']:.3f} / {spread['median']:.3f} / {spread['q75']:.3f}, "
+                f"max {spread['max']:.3f}."
             ],
             ("worst speakers", "accuracy", "clips"),
             [(w["speaker"], f"{w['accuracy']:.3f}", w["clips"]) for w in spread["worst"]],
@@ -187,7 +199,7 @@ def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
         Section(
             "Configuration",
             [
-                f"Checkpoint `{metrics['checkpoint']}` (sha256 {metrics['checkpoint_sha256'][:16]}...).",
+                f"Checkpoint `{metrics['checkpoint']}`, sha256 {metrics['checkpoint_sha256']}.",
                 "Labels: " + ", ".join(settings["labels"]) + ".",
                 "Model: " + ", ".join(f"{k}={v}" for k, v in settings["model"].items()) + ".",
                 "Features: " + ", ".join(f"{k}={v}" for k, v in settings["features"].items()) + ".",
@@ -214,8 +226,12 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
     table = Table(title=f"{metrics['split']} split, {metrics['clips']} clips")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, key in (("accuracy", "accuracy"), ("top-3 accuracy", "top3_accuracy"),
-                      ("ECE", "expected_calibration_error")):  # fmt: skip
+    headline = (
+        ("accuracy", "accuracy"),
+        ("top-3 accuracy", "top3_accuracy"),
+        ("ECE", "expected_calibration_error"),
+    )
+    for name, key in headline:
         table.add_row(name, f"{metrics[key]:.4f}")
     table.add_row("macro F1", f"{metrics['macro']['f1']:.4f}")
     Console().print(table)
@@ -228,4 +244,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-

@@ -1,4 +1,4 @@
-"""Classification metrics from targets and probabilities (numpy): the numbers a report is made of."""
+"""Classification metrics from targets and probabilities (numpy): what a report is made of."""
 
 from __future__ import annotations
 
@@ -36,9 +36,14 @@ def expected_calibration_error(
         mean_conf = float(confidence[inside].mean()) if count else 0.0
         ece += count / len(targets) * abs(accuracy - mean_conf)
         table.append(
-            {"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-             "accuracy": accuracy, "confidence": mean_conf}
-        )  # fmt: skip
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "accuracy": accuracy,
+                "confidence": mean_conf,
+            }
+        )
     return ece, table
 
 
@@ -82,7 +87,9 @@ def most_confused(matrix: np.ndarray, labels: Sequence[str], top: int = 10) -> l
         if off[i, j] == 0:
             break
         rate = off[i, j] / max(1, matrix[i].sum())
-        pairs.append({"true": labels[i], "predicted": labels[j], "count": int(off[i, j]), "rate": rate})
+        pairs.append(
+            {"true": labels[i], "predicted": labels[j], "count": int(off[i, j]), "rate": rate}
+        )
     return pairs
 
 

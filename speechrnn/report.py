@@ -1,4 +1,4 @@
-"""Report files from computed metrics: PNG plots, CSVs, and one page as Markdown and offline HTML."""
+"""Report files from computed metrics: PNG plots, CSVs, one page as Markdown and offline HTML."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path) -> Non
         for i, j in np.ndindex(norm.shape):
             if matrix[i, j]:
                 colour = "white" if norm[i, j] > 0.5 else "black"
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
+                text = f"{norm[i, j]:.2f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true label")
     ax.set_title("Confusion matrix (row-normalised)")
     _save(fig, path)

@@ -156,9 +156,8 @@ def train(cfg: Any) -> dict[str, Any]:
     if settings.evaluate and best is not None:
         metrics["report_dir"] = str(_write_report(best, settings, run_dir))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(
-        f"run dir: {run_dir}  best val/acc {metrics['best_val_acc']}  test/acc {metrics['test_acc']}"
-    )
+    val, test = metrics["best_val_acc"], metrics["test_acc"]
+    print(f"run dir: {run_dir}  best val/acc {val}  test/acc {test}")
     return metrics
 
 
@@ -240,4 +239,3 @@ def _write_report(best: Path, settings: TrainSettings, run_dir: Path) -> Path:
     return evaluate(
         best, settings.data, split="test", report_dir=run_dir / "report", seed=settings.seed
     )
-

@@ -46,7 +46,7 @@ def _data(corpus: Path, **kwargs: object) -> DataConfig:
 def forced_report(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("forced")
     ckpt = _forced_model(tmp / "forced.pt", LABELS, FORCED)
-    return evaluate(ckpt, _data(small_corpus), split="test", report_dir=tmp / "report", progress=False)
+    return evaluate(ckpt, _data(small_corpus), report_dir=tmp / "report", progress=False)
 
 
 def test_metrics_match_hand_computed_values(small_corpus: Path, forced_report: Path) -> None:
@@ -60,7 +60,8 @@ def test_metrics_match_hand_computed_values(small_corpus: Path, forced_report: P
     assert metrics["accuracy"] == pytest.approx(hits / n)
     others = [i for i in range(len(LABELS)) if i != FORCED][:2]  # ties resolve to lowest index
     assert metrics["top3_accuracy"] == pytest.approx(np.isin(targets, [FORCED, *others]).mean())
-    assert metrics["expected_calibration_error"] == pytest.approx(abs(hits / n - confidence), abs=1e-6)
+    ece = metrics["expected_calibration_error"]
+    assert ece == pytest.approx(abs(hits / n - confidence), abs=1e-6)
     yes = metrics["per_class"]["yes"]
     assert yes["precision"] == pytest.approx(hits / n) and yes["recall"] == 1.0
     assert yes["support"] == hits
@@ -111,7 +112,7 @@ def test_metrics_of_perfect_predictions() -> None:
 def test_unknown_words_count_as_unknown(small_corpus: Path, tmp_path: Path) -> None:
     labels = ["_silence_", "_unknown_", "yes", "no"]
     ckpt = _forced_model(tmp_path / "m.pt", labels, 2)
-    report = evaluate(ckpt, _data(small_corpus), split="test", report_dir=tmp_path / "r", progress=False)
+    report = evaluate(ckpt, _data(small_corpus), report_dir=tmp_path / "r", progress=False)
     support = json.loads((report / "metrics.json").read_text())["per_class"]
     assert support["_unknown_"]["support"] > support["yes"]["support"] > 0
 

@@ -1,4 +1,4 @@
-"""train(cfg) and speechrnn-train: config groups, learning, reproducibility, resume, DDP, CLI errors."""
+"""train(cfg) and speechrnn-train: config groups, learning, reproducibility, resume, DDP, errors."""
 
 from __future__ import annotations
 
