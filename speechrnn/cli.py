@@ -37,7 +37,10 @@ def run_hydra_app(config_name: str, task: Callable[[Any], object]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def app(cfg: Any) -> None:
-        task(cfg)
+        try:
+            task(cfg)
+        except SpeechRNNError as exc:  # here, before Hydra's job runner prints its own line
+            fail(str(exc))
 
     try:
         app()
