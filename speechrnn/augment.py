@@ -82,23 +82,24 @@ class NoiseBank:
 
     def crops(
         self, n: int, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """n random 1 s crops peaking at 1, with their file indices and sample offsets."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n random 1 s crops, the factors that bring each to peak 1, file indices, offsets."""
         files = torch.randint(len(self.names), (n,), generator=gen, device=self.device)  # (n,)
         offsets = (torch.rand(n, generator=gen, device=self.device) * self.spans[files]).long()
         windows = self.flat.unfold(0, CLIP_SAMPLES, 1)  # (L - T + 1, T), a view
         crops = windows[self.starts[files] + offsets]  # (n, T)
-        peak = crops.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)  # (n, 1)
-        return crops / peak, files, offsets
+        low, high = torch.aminmax(crops, dim=1, keepdim=True)  # (n, 1) each
+        to_unit = 1.0 / torch.maximum(high, -low).clamp_min(1e-8)  # (n, 1)
+        return crops, to_unit, files, offsets
 
     def silence(
         self, n: int, gen: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n `_silence_` clips: noise crops with peaks log-uniform over SILENCE_PEAK_DB."""
-        crops, files, offsets = self.crops(n, gen)
+        crops, to_unit, files, offsets = self.crops(n, gen)
         low, high = SILENCE_PEAK_DB
         db = low + (high - low) * torch.rand(n, 1, generator=gen, device=self.device)  # (n, 1)
-        return crops * 10.0 ** (db / 20.0), files, offsets
+        return crops * (to_unit * 10.0 ** (db / 20.0)), files, offsets
 
 
 def time_shift(wave: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torch.Tensor:
@@ -115,10 +116,10 @@ def mix_noise(
 ) -> torch.Tensor:
     """Add a noise crop at gain U(0, volume) to each row with probability `prob`."""
     batch = wave.shape[0]
-    noise, _, _ = bank.crops(batch, gen)  # (B, T)
+    noise, to_unit, _, _ = bank.crops(batch, gen)  # (B, T), (B, 1)
     gain = volume * torch.rand(batch, 1, generator=gen, device=wave.device)  # (B, 1)
     used = torch.rand(batch, 1, generator=gen, device=wave.device) < prob  # (B, 1)
-    return wave + noise * (gain * used)
+    return torch.addcmul(wave, noise, gain * used * to_unit)
 
 
 def random_gain(wave: torch.Tensor, max_db: float, gen: torch.Generator) -> torch.Tensor:

@@ -73,8 +73,8 @@ def test_noise_volume_is_relative_to_full_scale() -> None:
 
 def test_crops_are_peak_normalised_and_stay_inside_one_recording() -> None:
     bank = _quiet_bank()
-    crops, files, offsets = bank.crops(300, _gen())
-    assert torch.allclose(crops.abs().amax(dim=1), torch.ones(300))
+    crops, to_unit, files, offsets = bank.crops(300, _gen())
+    assert torch.allclose((crops * to_unit).abs().amax(dim=1), torch.ones(300))
     assert set(files.tolist()) == {0, 1}
     assert (offsets[files == 0] <= 40000 - 16000).all()
     assert (offsets[files == 1] <= 2 * 9000 - 16000).all()  # the short one is looped

@@ -185,3 +185,11 @@ def test_trainer_gets_augmented_train_and_untouched_val_batches(data: DataConfig
     assert torch.equal(val, torch.from_numpy(np.asarray(reference.waves)).float() / 32768)
     epoch1 = model.seen["train"][2][0]
     assert not torch.equal(epoch1, waves)
+
+
+def test_benchmark_functions_run(toy_corpus: Path, tmp_path: Path) -> None:
+    from speechrnn.data.bench import bench_baseline, bench_datamodule
+
+    ours = bench_datamodule(toy_corpus, tmp_path / "cache", batch_size=16, seconds=0.2)
+    assert ours["clips_per_s"] > 0 and ours["cache_build_s"] >= 0
+    assert bench_baseline(toy_corpus, workers=0, batch_size=16, seconds=0.2)["clips_per_s"] > 0

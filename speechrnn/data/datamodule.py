@@ -26,12 +26,13 @@ T = TypeVar("T")
 
 
 class RowBatch(NamedTuple):
-    """What the DataLoaders yield: rows of a split's store (-1: synthesise a silence clip)."""
+    """What the DataLoaders yield: rows of a split's store; the first `silent` are -1 (silence)."""
 
     split: str
     rows: torch.Tensor  # (B,) int64
     epoch: int
     index: int
+    silent: int = 0
 
 
 class SplitStore:
@@ -87,7 +88,9 @@ class BatchPlan(Dataset[RowBatch]):
     def __getitem__(self, i: int) -> RowBatch:
         self.set_epoch(max(self.epoch, 0))
         rows = self._rows[i * self.batch_size : (i + 1) * self.batch_size]
-        return RowBatch(self.split, torch.from_numpy(rows), self.epoch, i)
+        rows = rows[np.argsort(rows >= 0, kind="stable")]  # silence first
+        silent = int(np.count_nonzero(rows < 0))
+        return RowBatch(self.split, torch.from_numpy(rows), self.epoch, i, silent)
 
 
 class EpochSampler(Sampler[int]):
@@ -195,17 +198,16 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)) on their device."""
         pcm, targets = self._stores[batch.split].gather(batch.rows)  # (B, T), (B,)
-        waves = pcm.float() / PCM_SCALE  # (B, T)
+        waves = pcm.float().mul_(1.0 / PCM_SCALE)  # (B, T)
         if batch.split != "train":
             return waves, targets
         plan = self._require(self.train_plan)
         device = batch.rows.device
         gen = self._generator(device, batch.epoch, batch.index)
-        if plan.n_silence:
-            silent = (batch.rows < 0).unsqueeze(1)  # (B, 1)
-            noise, _, _ = self._bank_on(device).silence(batch.rows.shape[0], gen)  # (B, T)
-            waves = torch.where(silent, noise, waves)
-            targets = torch.where(silent.squeeze(1), plan.silence_target, targets)
+        if batch.silent:
+            silence, _, _ = self._bank_on(device).silence(batch.silent, gen)  # (S, T)
+            waves[: batch.silent] = silence
+            targets[: batch.silent] = plan.silence_target
         if augment:
             waves = augment_waves(waves, self.augment_config, self._bank_on(device), gen)
         return waves, targets
