@@ -193,3 +193,19 @@ def test_benchmark_functions_run(toy_corpus: Path, tmp_path: Path) -> None:
     ours = bench_datamodule(toy_corpus, tmp_path / "cache", batch_size=16, seconds=0.2)
     assert ours["clips_per_s"] > 0 and ours["cache_build_s"] >= 0
     assert bench_baseline(toy_corpus, workers=0, batch_size=16, seconds=0.2)["clips_per_s"] > 0
+
+
+@pytest.mark.gpu
+def test_cuda_resident_batches_match_the_cpu_path(data: DataConfig) -> None:
+    module = _module(data, AugmentConfig(gain_db=3.0))
+    batch = module.train_dataloader().dataset[0]
+    on_cpu = module.gather(batch, augment=False)
+    before = torch.cuda.memory_allocated()
+    on_gpu = module.gather(batch._replace(rows=batch.rows.cuda()), augment=False)
+    assert torch.cuda.memory_allocated() - before >= 78 * 16000 * 2  # the whole split went over
+    k = batch.silent
+    assert torch.equal(on_cpu[0][k:], on_gpu[0][k:].cpu())
+    assert torch.equal(on_cpu[1], on_gpu[1].cpu())
+    first = module.gather(batch._replace(rows=batch.rows.cuda()), augment=True)
+    again = module.gather(batch._replace(rows=batch.rows.cuda()), augment=True)
+    assert first[0].device.type == "cuda" and torch.equal(first[0], again[0])

@@ -103,7 +103,7 @@ def load_noise_cache(index: CorpusIndex, cache_root: Path) -> NoiseRecordings:
                 waves.append(read_audio(index.root / rel))
                 names.append(rel.rsplit("/", 1)[-1])
             except AudioError as exc:
-                failed.append(_failure(index.root, rel, exc))
+                failed.append(f"{rel} ({_reason(index.root, rel, exc)})")
         _warn_skipped(index.root, "background noise", len(index.noise), failed)
         flat = np.concatenate(waves) if waves else np.zeros(0, np.float32)
         extra = {"names": names, "lengths": [int(w.shape[0]) for w in waves]}
@@ -171,7 +171,8 @@ def _decode_all(
                 advance(len(chunk))
         else:
             context = multiprocessing.get_context(START_METHOD)
-            with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+            pool = ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context)
+            try:
                 jobs = {
                     pool.submit(_decode_chunk, str(root), str(npy), start, chunk): len(chunk)
                     for start, chunk in chunks
@@ -179,6 +180,8 @@ def _decode_all(
                 for job in as_completed(jobs):
                     failed += job.result()
                     advance(jobs[job])
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no new chunks start
     return sorted(failed)
 
 
@@ -189,7 +192,7 @@ def _decode_chunk(root: str, npy: str, start: int, paths: list[str]) -> list[tup
         try:
             out[start + offset] = to_pcm16(load_audio(Path(root) / rel))
         except AudioError as exc:
-            failed.append((start + offset, _failure(Path(root), rel, exc, with_path=False)))
+            failed.append((start + offset, _reason(Path(root), rel, exc)))
     out.flush()
     return failed
 
@@ -207,9 +210,8 @@ def _drop_rows(npy: Path, rows: list[int]) -> None:
     compact.replace(npy)
 
 
-def _failure(root: Path, rel: str, exc: AudioError, with_path: bool = True) -> str:
-    reason = str(exc).removeprefix(f"{root / rel}: ")
-    return f"{rel} ({reason})" if with_path else reason
+def _reason(root: Path, rel: str, exc: AudioError) -> str:
+    return str(exc).removeprefix(f"{root / rel}: ")
 
 
 def _warn_skipped(root: Path, what: str, total: int, failures: Sequence[str]) -> None:
