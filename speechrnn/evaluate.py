@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from speechrnn.config import from_mapping, hydra_output_dir
-from speechrnn.data.datamodule import DataConfig
-from speechrnn.data.split import SplitData, load_split
+from speechrnn.data.config import DataConfig
+from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError, DataError
 from speechrnn.metrics import classification_metrics
 from speechrnn.model import StackedLSTMClassifier, load_checkpoint

@@ -15,7 +15,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speechrnn.augment import AugmentConfig
 from speechrnn.config import from_mapping, hydra_output_dir
-from speechrnn.data.datamodule import DataConfig, SpeechCommandsDataModule
+from speechrnn.data.config import DataConfig
+from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig

@@ -106,3 +106,11 @@ def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def trained_checkpoint(trained_run: Path) -> Path:
     """Best checkpoint of `trained_run`; labels _silence_ _unknown_ yes no up down left right."""
     return Path(json.loads((trained_run / "metrics.json").read_text())["best_checkpoint"])
+
+
+@pytest.fixture(scope="session")
+def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 13-word tone corpus in GSC layout, 10 speakers; read-only (copy it to change it)."""
+    from speechrnn.data.toy import write_toy_corpus
+
+    return write_toy_corpus(tmp_path_factory.mktemp("toy") / "corpus")

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from speechrnn.data.datamodule import DataConfig
-from speechrnn.data.split import load_split
+from speechrnn.data.config import DataConfig
+from speechrnn.data.splits import load_split
 from speechrnn.errors import CheckpointError, DataError
 from speechrnn.evaluate import evaluate
 from speechrnn.features import FeatureConfig
