@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from speechrnn.augment import batch_seed
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
@@ -68,10 +69,10 @@ class SpeechCommandsModule(L.LightningModule):
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.model(waves)  # (B, classes)
 
-    def on_train_epoch_start(self) -> None:
-        # Per-epoch reseed: dropout and SpecAugment depend on (seed, epoch) only, so a resumed
-        # run draws exactly what an uninterrupted one would.
-        torch.manual_seed(self.seed * 100_003 + self.current_epoch)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout and SpecAugment draw from (seed, epoch, batch) alone, so a resumed run draws
+        # what an uninterrupted one would (Lightning skips on_train_epoch_start on some restarts).
+        torch.manual_seed(batch_seed(self.seed, self.current_epoch, batch_idx))
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -200,7 +200,9 @@ def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
         enable_progress_bar=tcfg.progress_bar,
         logger=[
             TensorBoardLogger(run_dir, name="tensorboard", version=""),
-            CSVLogger(run_dir, name="csv", version=""),
+            CSVLogger(
+                run_dir, name="csv", version="", flush_logs_every_n_steps=tcfg.log_every_n_steps
+            ),
         ],
         default_root_dir=run_dir,
     )

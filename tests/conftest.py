@@ -97,7 +97,8 @@ def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from speechrnn.train import train
 
     run_dir = tmp_path_factory.mktemp("trained_run")
-    overrides = small_task_overrides(small_corpus, run_dir, "trainer.max_epochs=12")
+    extra = ("trainer.max_epochs=30", "optim.lr=1e-2", "model.hidden_size=128")
+    overrides = small_task_overrides(small_corpus, run_dir, *extra)
     train(compose_config("train", overrides))
     return run_dir
 

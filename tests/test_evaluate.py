@@ -109,12 +109,17 @@ def test_metrics_of_perfect_predictions() -> None:
     assert metrics["expected_calibration_error"] == pytest.approx(1 - (0.9 + 0.1 / 3))
 
 
-def test_unknown_words_count_as_unknown(small_corpus: Path, tmp_path: Path) -> None:
+def test_words_outside_the_labels_count_as_unknown(small_corpus: Path, tmp_path: Path) -> None:
     labels = ["_silence_", "_unknown_", "yes", "no"]
     ckpt = _forced_model(tmp_path / "m.pt", labels, 2)
-    report = evaluate(ckpt, _data(small_corpus), report_dir=tmp_path / "r", progress=False)
+    data = _data(small_corpus, unknown_share=1.0)  # as many _unknown_ clips as known ones
+    report = evaluate(ckpt, data, report_dir=tmp_path / "r", progress=False)
     support = json.loads((report / "metrics.json").read_text())["per_class"]
-    assert support["_unknown_"]["support"] > support["yes"]["support"] > 0
+    assert support["_unknown_"]["support"] == support["yes"]["support"] + support["no"]["support"]
+    clips = load_split(data, "test", labels)
+    pairs = zip(clips.paths, clips.targets, strict=True)
+    unknown_words = {path.split("/")[0] for path, target in pairs if target == 1}
+    assert unknown_words and unknown_words <= {"up", "down", "left", "right", "bird", "cat", "dog"}
 
 
 def test_missing_and_corrupt_checkpoints(small_corpus: Path, tmp_path: Path) -> None:
@@ -127,7 +132,7 @@ def test_missing_and_corrupt_checkpoints(small_corpus: Path, tmp_path: Path) -> 
 
 def test_labels_sharing_nothing_with_the_corpus(small_corpus: Path, tmp_path: Path) -> None:
     ckpt = _forced_model(tmp_path / "m.pt", ["_silence_", "_unknown_", "zebra", "apple"], 2)
-    with pytest.raises(DataError, match="share nothing with the corpus"):
+    with pytest.raises(DataError, match=r"words \(zebra, apple\) share nothing with the test"):
         evaluate(ckpt, _data(small_corpus), report_dir=tmp_path / "r", progress=False)
 
 

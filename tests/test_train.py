@@ -76,7 +76,7 @@ def test_fast_dev_run_for_each_model(
 def test_learns_on_unseen_speakers(trained_run: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["labels"][:2] == ["_silence_", "_unknown_"] and len(metrics["labels"]) == 8
-    # Measured: about 0.9 on validation and test speakers; chance is 1/8.
+    # Measured over seeds: 0.77 to 0.93 on unseen validation and test speakers; chance is 1/8.
     assert metrics["best_val_acc"] >= 0.7
     assert metrics["test_acc"] >= 0.7
     assert metrics["train_clips_per_second"] > 0
