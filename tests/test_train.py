@@ -189,7 +189,6 @@ def test_wrong_override_gives_one_line(tmp_path: Path, override: str, needle: st
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes(small_corpus: Path, tmp_path: Path) -> None:
     overrides = small_task_overrides(
         small_corpus, tmp_path, "trainer.max_epochs=1", "evaluate=false"
