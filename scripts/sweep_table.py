@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarise speechrnn-train multiruns: one Markdown row per setting, mean and spread over seeds.
 
-    python scripts/sweep_table.py runs/sweeps/pooling [runs/sweeps/depth ...]
+python scripts/sweep_table.py runs/sweeps/pooling [runs/sweeps/depth ...]
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ from pathlib import Path
 
 import yaml
 
-IGNORED = ("seed=", "data.root=", "data.cache_dir=", "hydra.", "+sweep=", "trainer=", "run_dir=")
+IGNORED = (
+    "seed=",
+    "data.root=",
+    "data.cache_dir=",
+    "hydra.",
+    "+sweep=",
+    "trainer=",
+    "run_dir=",
+    "trainer.progress_bar=",
+    "evaluate=",
+)
 
 
 def runs(folder: Path) -> list[tuple[str, dict[str, float]]]:
@@ -26,7 +36,7 @@ def runs(folder: Path) -> list[tuple[str, dict[str, float]]]:
         if not overrides_file.is_file():
             continue
         overrides = yaml.safe_load(overrides_file.read_text()) or []
-        setting = " ".join(o for o in overrides if not o.startswith(IGNORED)) or "(defaults)"
+        setting = " ".join(sorted(o for o in overrides if not o.startswith(IGNORED)))
         found.append((setting, json.loads(metrics_file.read_text())))
     return found
 
@@ -49,7 +59,7 @@ def table(found: list[tuple[str, dict[str, float]]]) -> str:
         tests = [m["test_acc"] for m in group]
         minutes = statistics.fmean(m["wall_seconds"] for m in group) / 60
         lines.append(
-            f"| `{setting}` | {len(group)} | {spread([m['best_val_acc'] for m in group])} "
+            f"| `{setting or '(defaults)'}` | {len(group)} | {spread([m['best_val_acc'] for m in group])} "
             f"| {spread(tests)} | {100 * min(tests):.1f} | {minutes:.1f} |"
         )
     return "\n".join(lines)
@@ -59,12 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="multirun dirs (searched below)")
     args = parser.parse_args(argv)
-    for folder in args.folders:
-        found = runs(folder)
-        if not found:
-            print(f"error: no finished runs below {folder}", file=sys.stderr)
-            return 1
-        print(f"\n{folder}\n\n{table(found)}")
+    found = [run for folder in args.folders for run in runs(folder)]
+    if not found:
+        print(f"error: no finished runs below {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 1
+    print(table(found))
     return 0
 
 
