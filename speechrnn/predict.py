@@ -69,8 +69,10 @@ class Predictor:
         batch_size = batch_size or self.stream.batch_size
         pending: list[tuple[str, np.ndarray | SpeechRNNError]] = []
         for source in sources:
-            pending.append(self._decode(source))
-            if len(pending) == batch_size:
+            name, wave = self._decode(source)
+            pending.append((name, wave))
+            long = isinstance(wave, np.ndarray) and wave.shape[0] > CLIP_SECONDS * SAMPLE_RATE
+            if long or len(pending) >= batch_size:  # at most one long recording held at once
                 yield from self._flush(pending)
                 pending = []
         yield from self._flush(pending)
@@ -192,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"refuse longer audio, judged from the header (default {MAX_SECONDS:g})",
     )
     add("--device", default="cpu", help="checkpoints only: cpu, cuda, cuda:N or auto (default cpu)")
-    return parser  # fmt: skip
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
