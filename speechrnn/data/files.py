@@ -1,0 +1,125 @@
+"""Local file helpers for the data layer: byte progress bars, SHA-256, free space, process locks."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from speechrnn.errors import DataError
+
+CHUNK_BYTES = 1 << 20
+
+
+class ByteBar:
+    """A rich progress bar in bytes (done/total, rate, time left), shown once the total is set."""
+
+    def __init__(self, description: str, enabled: bool = True, total: int | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task(description, total=total)
+        self._total = total
+
+    def __enter__(self) -> ByteBar:
+        if self._total is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def reset(self, total: int | None, completed: int = 0) -> None:
+        """Start counting again (a new response): `completed` of `total` bytes are done."""
+        self._progress.reset(self._task, total=total, completed=completed)
+        self._progress.start()
+
+    def advance(self, size: int) -> None:
+        self._progress.advance(self._task, size)
+
+
+def sha256_file(path: Path, progress: bool = True) -> str:
+    """SHA-256 of a file as lowercase hex, with a progress bar for big files."""
+    digest = hashlib.sha256()
+    try:
+        size = path.stat().st_size
+        label = f"verify {path.name.removesuffix('.part')}"
+        with ByteBar(label, progress, size) as bar, path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+                bar.advance(len(chunk))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({reason(exc)})") from None
+    return digest.hexdigest()
+
+
+def reason(exc: BaseException | str) -> str:
+    """An error as a short phrase: the OS error text, else its first line, else its type."""
+    if isinstance(exc, str):
+        return exc
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def make_dir(folder: Path) -> Path:
+    """Create `folder` and its parents if missing; DataError naming it if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot create the directory ({reason(exc)})") from None
+    return folder
+
+
+def require_space(folder: Path, needed: int, what: str) -> None:
+    """Raise DataError when `folder`'s file system has less than `needed` bytes free for `what`."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise DataError(
+            f"{folder}: not enough free space for {what} "
+            f"(needs {needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free)"
+        )
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (POSIX), so concurrent runs take turns."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are not serialized
+        yield
+        return
+    try:
+        handle = path.open("a")
+    except OSError as exc:
+        raise DataError(f"{path.parent}: not writable ({reason(exc)})") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

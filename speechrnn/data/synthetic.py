@@ -1,0 +1,294 @@
+"""The offline speech-commands corpus: espeak-ng speakers written in the exact GSC layout."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import soundfile as sf
+
+from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
+from speechrnn.data import noise
+from speechrnn.data.espeak import (
+    AMPLITUDES,
+    PITCHES,
+    RATES,
+    Inventory,
+    Voice,
+    inventory,
+    speak,
+    utterance,
+)
+from speechrnn.data.parallel import default_jobs, run_tasks
+from speechrnn.data.staging import is_complete, read_marker, staged, write_marker
+from speechrnn.errors import ConfigError, SpeechRNNError
+
+_GSC_V2 = """
+yes no up down left right on off stop go zero one two three four five six seven eight nine
+bed bird cat dog happy house marvin sheila tree wow backward forward follow learn visual
+"""
+GSC_WORDS: tuple[str, ...] = tuple(_GSC_V2.split())
+DEFAULT_SPEAKERS = 120
+MAX_SPEAKERS = 5000
+FORMAT = 1
+NOISE_DIR = "_background_noise_"
+SPLIT_LISTS = {"validation": "validation_list.txt", "testing": "testing_list.txt"}
+VALIDATION_PERCENT = 10.0
+TESTING_PERCENT = 10.0
+MAX_SPEECH = int(0.95 * CLIP_SAMPLES)
+FADE = SAMPLE_RATE // 200  # 5 ms ramps at both ends of the trimmed speech
+_WORD = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """What a corpus is made of; the same settings always give byte-identical files."""
+
+    words: tuple[str, ...] = GSC_WORDS
+    speakers: int = DEFAULT_SPEAKERS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.words:
+            raise ConfigError("words: give at least one word")
+        bad = [w for w in self.words if not _WORD.fullmatch(w)]
+        if bad:
+            raise ConfigError(f"words: {bad[0]!r} is not a lower-case word (a-z, 0-9, _ or -)")
+        if len(set(self.words)) != len(self.words):
+            raise ConfigError("words: each word may appear only once")
+        if not 1 <= self.speakers <= MAX_SPEAKERS:
+            raise ConfigError(f"speakers: {self.speakers} is out of range 1..{MAX_SPEAKERS}")
+        if self.seed < 0:
+            raise ConfigError(f"seed: {self.seed} must be >= 0")
+
+    def key(self) -> dict[str, Any]:
+        """The settings as stored in (and compared with) a corpus's completion marker."""
+        return {
+            "kind": "speechrnn-synth",
+            "format": FORMAT,
+            "words": sorted(self.words),
+            "speakers": self.speakers,
+            "seed": self.seed,
+        }
+
+
+def gsc_split(speaker_id: str) -> str:
+    """GSC's own rule (TensorFlow speech_commands `which_set`): a speaker's split from its sha1."""
+    digest = int(hashlib.sha1(speaker_id.encode()).hexdigest(), 16)
+    percentage = (digest % (2**27)) * (100.0 / (2**27 - 1))
+    if percentage < VALIDATION_PERCENT:
+        return "validation"
+    if percentage < VALIDATION_PERCENT + TESTING_PERCENT:
+        return "testing"
+    return "training"
+
+
+def split_quota(speakers: int) -> dict[str, int]:
+    """How many speakers each split gets: 10 % / 10 % (at least one each from 3 speakers on)."""
+    held = max(1, round(speakers * VALIDATION_PERCENT / 100)) if speakers >= 3 else 0
+    return {"validation": held, "testing": held, "training": speakers - 2 * held}
+
+
+def choose_speakers(settings: SynthSettings, inv: Inventory) -> list[Voice]:
+    """Distinct random speakers whose GSC-rule splits fill `split_quota` exactly."""
+    rng = np.random.default_rng([settings.seed, 1])
+    left = split_quota(settings.speakers)
+    chosen: dict[str, Voice] = {}
+    while len(chosen) < settings.speakers:
+        voice = _random_voice(rng, inv)
+        split = gsc_split(voice.speaker_id)
+        if voice.speaker_id not in chosen and left[split] > 0:
+            chosen[voice.speaker_id] = voice
+            left[split] -= 1
+    return list(chosen.values())
+
+
+def render_clip(binary: str, voice: Voice, word: str, seed: int) -> np.ndarray:
+    """One GSC clip: `word` by `voice`, random gain, at a random offset in 1 s; int16 (16000,)."""
+    rng = np.random.default_rng([seed, int(voice.speaker_id, 16), zlib.crc32(word.encode())])
+    speech = utterance(binary, voice, word, MAX_SPEECH).astype(np.float64)  # (S,)
+    ramp = np.linspace(0.0, 1.0, min(FADE, speech.shape[0] // 2))
+    speech[: ramp.size] *= ramp
+    speech[speech.shape[0] - ramp.size :] *= ramp[::-1]
+    speech *= 10 ** (rng.uniform(-3.0, 3.0) / 20)
+    speech *= min(1.0, 0.99 / max(np.abs(speech).max(), 1e-9))
+    clip = np.zeros(CLIP_SAMPLES)  # (16000,)
+    start = int(rng.integers(0, CLIP_SAMPLES - speech.shape[0] + 1))
+    clip[start : start + speech.shape[0]] = speech
+    return _pcm16(clip)
+
+
+def synthesize(
+    out_dir: Path,
+    words: Sequence[str] | None = None,
+    speakers: int = DEFAULT_SPEAKERS,
+    seed: int = 0,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write the corpus to `out_dir` (GSC layout); a no-op when it is already there, complete."""
+    settings = SynthSettings(tuple(words) if words is not None else GSC_WORDS, speakers, seed)
+    workers = jobs if jobs is not None else default_jobs()
+    if workers < 1:
+        raise ConfigError(f"jobs: {workers} must be >= 1")
+    out = Path(out_dir)
+    if not is_complete(out, settings.key()):
+        inv = inventory()
+        with staged(out) as build_dir:
+            _build(build_dir, settings, inv, workers, progress)
+    return out
+
+
+def bench_synth(
+    speakers: int = 100, words: Sequence[str] | None = None, jobs: int | None = None
+) -> dict[str, float]:
+    """Time a fresh corpus (default 35 words x 100 speakers) in a temporary dir, for bench.py."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        out = synthesize(Path(tmp) / "corpus", words, speakers, jobs=jobs, progress=False)
+        seconds = time.perf_counter() - start
+        clips = float((read_marker(out) or {})["clips"])
+    return {"seconds": seconds, "clips": clips, "clips_per_second": clips / seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """speechrnn-synth OUT_DIR [--words yes,no,...] [--speakers N] [--seed S] [--jobs J]."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        args = _parser().parse_args(argv)
+        words = [w.strip() for w in args.words.split(",") if w.strip()] if args.words else None
+        existed = read_marker(args.out_dir) is not None
+        start = time.perf_counter()
+        out = synthesize(args.out_dir, words, args.speakers, args.seed, args.jobs)
+        print(_summary(out, existed, time.perf_counter() - start))
+        return 0
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except SpeechRNNError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no complete corpus was written", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _random_voice(rng: np.random.Generator, inv: Inventory) -> Voice:
+    def pick(options: Sequence[Any]) -> Any:
+        return options[int(rng.integers(len(options)))]
+
+    return Voice(pick(inv.voices), pick(inv.variants), pick(RATES), pick(PITCHES), pick(AMPLITUDES))
+
+
+def _build(root: Path, settings: SynthSettings, inv: Inventory, jobs: int, progress: bool) -> None:
+    speakers = choose_speakers(settings, inv)
+    rng = np.random.default_rng([settings.seed, 2])
+    talkers = [_random_voice(rng, inv) for _ in range(noise.BABBLE_VOICES)]
+    tasks: list[Callable[[], Any]] = [
+        partial(speak, inv.binary, v, noise.babble_script(rng)) for v in talkers
+    ]
+    for word in settings.words:
+        (root / word).mkdir()
+        tasks += [partial(_write_clip, root, inv.binary, v, word, settings.seed) for v in speakers]
+    tracks = run_tasks(tasks, jobs, "synthesizing", progress)[: len(talkers)]
+    (root / NOISE_DIR).mkdir()
+    noise_waves = noise.background_noise(settings.seed, tracks)
+    for stem, wave in noise_waves.items():
+        _write_wav(root / NOISE_DIR / f"{stem}.wav", _pcm16(wave))
+    splits = {v.speaker_id: gsc_split(v.speaker_id) for v in speakers}
+    for split, name in SPLIT_LISTS.items():
+        lines = sorted(
+            _clip_name(w, s) for w in settings.words for s in splits if splits[s] == split
+        )
+        (root / name).write_text("".join(f"{line}\n" for line in lines))
+    counts = {split: list(splits.values()).count(split) for split in split_quota(1)}
+    clips = len(speakers) * len(settings.words)
+    marker = {
+        **settings.key(),
+        "clips": clips,
+        "split_speakers": counts,
+        "noise_files": len(noise_waves),
+        "espeak_ng": inv.version,
+    }
+    write_marker(root, marker)
+
+
+def _write_clip(root: Path, binary: str, voice: Voice, word: str, seed: int) -> None:
+    _write_wav(root / _clip_name(word, voice.speaker_id), render_clip(binary, voice, word, seed))
+
+
+def _clip_name(word: str, speaker_id: str) -> str:
+    return f"{word}/{speaker_id}_nohash_0.wav"
+
+
+def _write_wav(path: Path, pcm: np.ndarray) -> None:
+    sf.write(str(path), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def _pcm16(wave: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def _describe(key: dict[str, Any]) -> str:
+    words = key.get("words") or []
+    return f"{len(words)} words, {key.get('speakers')} speakers, seed {key.get('seed')}"
+
+
+def _summary(out: Path, existed: bool, seconds: float) -> str:
+    marker = read_marker(out) or {}
+    counts = marker.get("split_speakers", {})
+    speakers = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("training", "validation", "testing"))
+    what = f"{marker.get('clips')} clips, {_describe(marker)} ({speakers} speakers)"
+    if existed:
+        return f"{out}: complete corpus already there ({what}); nothing to do"
+    return f"wrote {what} and {marker.get('noise_files')} noise files to {out} in {seconds:.1f} s"
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="speechrnn-synth",
+        description="Write an offline speech-commands corpus spoken by espeak-ng, in GSC layout.",
+    )
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where the corpus goes")
+    parser.add_argument("--words", help="comma-separated words (default: the 35 GSC v2 words)")
+    parser.add_argument(
+        "--speakers",
+        type=int,
+        default=DEFAULT_SPEAKERS,
+        help=f"number of synthetic speakers (default {DEFAULT_SPEAKERS})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="parallel espeak-ng processes (default: all cores)"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
