@@ -16,7 +16,7 @@ AUDIO_EXTENSIONS = (
 
 
 def expand_inputs(items: list[str]) -> list[Path | AudioError]:
-    """Files as given, directories searched recursively for audio, globs expanded (sorted).
+    """Files as given; directories searched recursively and globs expanded, for audio files.
 
     Problems that concern an argument rather than a file (a directory without audio, a glob
     that matches nothing) come back as AudioError entries in place, so the order is kept.
@@ -39,26 +39,28 @@ def _expand(item: str) -> list[Path | AudioError]:
     if path.is_dir():
         return _audio_in(path)
     if glob.has_magic(item) and not path.exists() and not path.is_symlink():
-        matches = sorted(glob.glob(item, recursive=True))
-        if not matches:
-            return [AudioError(f"{item}: no files match this pattern")]
-        return [e for m in matches for e in (_audio_in(Path(m)) if Path(m).is_dir() else [Path(m)])]
+        matches = [Path(m) for m in sorted(glob.glob(item, recursive=True))]
+        found = [e for m in matches for e in (_audio_in(m) if m.is_dir() else [m]) if _is_audio(e)]
+        return found or [AudioError(f"{item}: no audio files match this pattern")]
     return [path]
 
 
+def _is_audio(entry: Path | AudioError) -> bool:
+    return isinstance(entry, AudioError) or entry.name.lower().endswith(AUDIO_EXTENSIONS)
+
+
 def _audio_in(folder: Path) -> list[Path | AudioError]:
-    """Audio files under `folder`, recursively, in sorted order; symlinked dirs not followed."""
-    found: list[Path | AudioError] = []
-    problems: list[AudioError] = []
+    """Audio files under `folder`, recursively, sorted by path; symlinked dirs not followed."""
+    found: list[Path] = []
+    problems: list[Path | AudioError] = []
 
     def unreadable(exc: OSError) -> None:
         problems.append(AudioError(f"{exc.filename}: cannot list directory ({exc.strerror})"))
 
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
-        dirs.sort()
-        found += [Path(root) / f for f in sorted(files) if f.lower().endswith(AUDIO_EXTENSIONS)]
+    for root, _, files in os.walk(folder, onerror=unreadable):
+        found += [Path(root) / f for f in files if _is_audio(Path(f))]
     if not found and not problems:
         problems.append(
             AudioError(f"{folder}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
         )
-    return found + problems
+    return [*sorted(found), *problems]

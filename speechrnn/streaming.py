@@ -145,7 +145,8 @@ def speech_span(level: np.ndarray, first: float, last: float) -> tuple[float, fl
         start -= 1 + int(np.argmax(active[max(lo, start - gap) : start][::-1]))
     while end + 1 < hi and active[end + 1 : min(hi, end + 1 + gap)].any():
         end += 1 + int(np.argmax(active[end + 1 : min(hi, end + 1 + gap)]))
-    return round(start * step, 3), round(min(end * step + FRAME / SAMPLE_RATE, last + clip), 3)
+    centre = FRAME / 2 / SAMPLE_RATE
+    return round(start * step + centre, 3), round(end * step + centre, 3)
 
 
 def _frame(seconds: float, level: np.ndarray) -> int:
