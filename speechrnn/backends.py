@@ -65,7 +65,7 @@ class OnnxBackend:
         if not path.is_file():
             raise CheckpointError(f"{path}: model not found")
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only; ours are reported as one line
+        options.log_severity_level = 4  # fatal only; problems are reported as one line
         try:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]

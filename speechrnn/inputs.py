@@ -61,6 +61,9 @@ def _audio_in(folder: Path) -> list[Path | AudioError]:
         found += [Path(root) / f for f in files if _is_audio(Path(f))]
     if not found and not problems:
         problems.append(
-            AudioError(f"{folder}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            AudioError(
+                f"{folder}: no audio files in this directory "
+                "(searched recursively for .wav, .flac, .ogg, .mp3 and other soundfile formats)"
+            )
         )
     return [*sorted(found), *problems]

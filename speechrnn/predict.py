@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -82,8 +83,7 @@ class Predictor:
             return str(source).split(": ", 1)[0], source
         path = Path(source)
         try:
-            if path.is_symlink() and not path.exists():
-                raise AudioError(f"{path}: broken or looping symbolic link")
+            _check_readable(path)
             wave = read_audio(path, max_seconds=self.max_seconds)
             if wave.size == 0:
                 raise AudioError(f"{path}: no samples left after resampling to {SAMPLE_RATE} Hz")
@@ -113,6 +113,20 @@ class Predictor:
             posteriors = np.concatenate([self.probabilities(b) for b in windows])  # (N, C)
             detections = detect(wave, posteriors, self.labels, cfg)
         return Prediction(name, label, probability, top, round(duration, 4), detections)
+
+
+def _check_readable(path: Path) -> None:
+    """Name the problems libsndfile reports only as 'System error'."""
+    if path.is_symlink() and not path.exists():
+        raise AudioError(f"{path}: broken or looping symbolic link")
+    if path.is_file():  # never open a FIFO or device: that could block
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
 
 
 def load_model(
@@ -201,6 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     """speechrnn-predict: print one answer per audio file; errors are one line each on stderr."""
     args = build_parser().parse_args(argv)
     try:
+        with _native_stderr_muted():
+            return _run(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         stream = StreamConfig(
             args.stride, args.average, args.detect_threshold, args.suppress, args.batch_size
         )
@@ -220,13 +243,35 @@ def main(argv: list[str] | None = None) -> int:
                     _emit(json.dumps({"file": name, "error": str(outcome)}))
             else:
                 _emit(outcome.to_json() if args.json else str(outcome))
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """Drop what C libraries write to fd 2 (libmpg123 notes on bad MP3s); keep Python's stderr."""
+    target = 2  # where C code writes
+    try:
+        saved = os.dup(target)
+    except OSError:  # no stderr at all: nothing to mute
+        yield
+        return
+    sys.stderr.flush()
+    original = sys.stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, target)
+    os.close(devnull)
+    sys.stderr = open(saved, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original
+        os.dup2(saved, target)
+        os.close(saved)
 
 
 def _emit(text: str) -> None:

@@ -44,11 +44,13 @@ def write(path: Path, wave: np.ndarray, rate: int = RATE, subtype: str = "PCM_16
     return path
 
 
-def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, timeout: float = 120, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     """speechrnn-predict in a fresh interpreter, this checkout first on the path."""
     code = "import sys; from speechrnn.predict import main; sys.exit(main())"
     return subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
+        [*prefix, sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
