@@ -107,7 +107,7 @@ def test_json_lines_and_python_api_agree(
     assert set(records[0]) == {"file", "label", "probability", "top_k", "duration", "detections"}
     assert records[0]["detections"] is None and isinstance(records[1]["detections"], list)
     assert records[1]["duration"] == pytest.approx(3.0)
-    assert [e["label"] for e in records[0]["top_k"]][0] == records[0]["label"]
+    assert records[0]["top_k"][0]["label"] == records[0]["label"]
     api = load_model(ckpt, top_k=2)
     for path, record in zip((clips[0], long), records, strict=True):
         direct = json.loads(api.predict(path).to_json())

@@ -24,14 +24,14 @@ from speechrnn.streaming import (
 RATE = 16_000
 TONES = {"low": 500.0, "high": 1500.0}
 BURST = 0.4
+LABELS = ["low", "high", "_silence_", "_unknown_"]
 
 
 class ToneBackend:
     """A stand-in model: posterior of a tone label = share of a full burst heard in the window."""
 
-    labels = ["low", "high", "_silence_", "_unknown_"]
-
     def __init__(self, amplitude: float = 0.5) -> None:
+        self.labels = LABELS
         reference = np.zeros((1, RATE), np.float32)
         reference[0, : int(BURST * RATE)] = amplitude * _tone(TONES["low"], BURST)
         self.full = float(self._energy(reference, TONES["low"])[0])
@@ -115,7 +115,7 @@ def test_detection_rules(segments: list[tuple[int, int, int]], expected: list[st
     config = StreamConfig(stride=0.1, average=0.3, threshold=0.7, suppress=1.0)
     wave = np.zeros(8 * RATE, np.float32)
     posteriors = _posteriors(segments, window_starts(wave.shape[0], config.hop).shape[0])
-    found = detect(wave, posteriors, ToneBackend.labels, config)
+    found = detect(wave, posteriors, LABELS, config)
     assert [d.label for d in found] == expected
     assert all(d.probability >= 0.7 for d in found)
 
