@@ -51,9 +51,14 @@ class Predictor:
         return silence_gate(batch, self.backend(batch), self.labels)
 
     def predict(self, source: Source | np.ndarray, sample_rate: int = SAMPLE_RATE) -> Prediction:
-        """Classify a file (any format) or a mono float waveform; long audio is also scanned."""
+        """Classify a file (any format) or a float waveform, (T,) or (T, channels).
+
+        Long audio is also scanned for keywords. Raises the error the CLI would print.
+        """
         if isinstance(source, np.ndarray):
-            wave = resample(np.asarray(source, dtype=np.float32).reshape(-1), sample_rate)
+            samples = np.asarray(source, dtype=np.float32)
+            mono = samples.mean(axis=1) if samples.ndim == 2 else samples.reshape(-1)  # (T,)
+            wave = resample(np.ascontiguousarray(mono), sample_rate)
             return self._answer("<array>", wave, self.probabilities(fit_clip(wave)[None])[0])
         ((_, outcome),) = self.predict_files([source])
         if isinstance(outcome, SpeechRNNError):

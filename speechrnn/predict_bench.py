@@ -33,7 +33,9 @@ def bench_predict(
     `repeats`), next to the floors `python -c pass`, `import torch` and `import onnxruntime`.
     Warm latency is the median of in-process `predict(file)` calls; throughput is a folder of
     `clips` files through `predict_files`; scanning is `scan_seconds` of audio, in x real time.
-    An ONNX model is exported from the checkpoint when `onnx_path` is not given.
+    An ONNX model is exported from the checkpoint when `onnx_path` is not given. Set
+    OMP_WAIT_POLICY=PASSIVE before torch is imported, as speechrnn-predict does, for warm
+    checkpoint numbers that match the command line on a busy machine.
     """
     from speechrnn.predict import load_model
 
@@ -107,6 +109,7 @@ def _best(repeats: int, code: str, *args: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as speechrnn-predict does
     parser = argparse.ArgumentParser(description="Benchmark speechrnn-predict.")
     parser.add_argument("ckpt")
     parser.add_argument("--onnx", default=None)

@@ -93,6 +93,8 @@ def test_waveform_input_is_resampled(ckpt: Path, clips: list[Path]) -> None:
     from_file = model.predict(clips[1])
     from_array = model.predict(wave)
     np.testing.assert_allclose(_all_probs(from_array, LABELS), _all_probs(from_file, LABELS))
+    stereo = model.predict(np.stack([wave, wave], axis=1))
+    np.testing.assert_allclose(_all_probs(stereo, LABELS), _all_probs(from_file, LABELS))
     upsampled = model.predict(np.repeat(wave, 2), sample_rate=2 * RATE)
     assert upsampled.duration == pytest.approx(from_file.duration, abs=1e-3)
 
