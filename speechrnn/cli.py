@@ -23,7 +23,9 @@ def one_line(exc: BaseException) -> str:
     if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
         parts.append(str(exc.__cause__))
     lines = [ln.strip() for part in parts for ln in part.splitlines()]
-    kept = [ln for ln in lines if ln and not ln.startswith(("full_key:", "object_type=", "See https"))]
+    kept = [
+        ln for ln in lines if ln and not ln.startswith(("full_key:", "object_type=", "See https"))
+    ]
     return " ".join(kept) or type(exc).__name__
 
 
@@ -37,7 +39,10 @@ def run_hydra_app(config_name: str, task: Callable[[Any], object]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def app(cfg: Any) -> None:
-        task(cfg)
+        try:
+            task(cfg)
+        except SpeechRNNError as exc:  # here, before Hydra's job runner prints its own line
+            fail(str(exc))
 
     try:
         app()

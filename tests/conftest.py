@@ -39,3 +39,11 @@ def http_server() -> Iterator[LoopbackServer]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="session")
+def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 13-word tone corpus in GSC layout, 10 speakers; read-only (copy it to change it)."""
+    from speechrnn.data.toy import write_toy_corpus
+
+    return write_toy_corpus(tmp_path_factory.mktemp("toy") / "corpus")

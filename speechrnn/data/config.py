@@ -1,0 +1,82 @@
+"""DataConfig: the `data:` section (corpus, task, cache, batching) and the cache directory."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from speechrnn.errors import ConfigError
+
+RESERVED_PREFIX = "_"  # _silence_, _unknown_, _background_noise_
+GSC_V2_URL = (
+    "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
+)
+GSC_V2_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
+COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the corpus is, which task to build from it, and how batches are served.
+
+    The defaults are conf/data/gsc_v2_12.yaml: GSC v0.02, the standard 12-class task.
+    """
+
+    name: str = "gsc_v2_12"
+    root: str | None = None
+    url: str | None = GSC_V2_URL
+    sha256: str | None = GSC_V2_SHA256
+    cache_dir: str | None = None
+    words: tuple[str, ...] | None = COMMANDS
+    silence_share: float = 0.1
+    unknown_share: float = 0.1
+    batch_size: int = 256
+    resident: bool | str = "auto"
+    synthetic: bool = False
+    synthetic_speakers: int | None = None
+    cache_workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("data.name cannot be empty")
+        for name in ("silence_share", "unknown_share"):
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"data.{name} must be in [0, 1], got {share}")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be at least 1, got {self.batch_size}")
+        if isinstance(self.resident, str) and self.resident != "auto":
+            raise ConfigError(f"data.resident must be auto, true or false, got {self.resident!r}")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+            raise ConfigError(f"data.sha256 must be 64 hex digits or null, got {self.sha256!r}")
+        for name in ("synthetic_speakers", "cache_workers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{name} must be at least 1 or null, got {value}")
+        if self.words is not None:
+            if not self.words:
+                raise ConfigError("data.words cannot be an empty list (null: every word)")
+            if len(set(self.words)) != len(self.words):
+                raise ConfigError(f"data.words has duplicates: {list(self.words)}")
+            reserved = [w for w in self.words if w.startswith(RESERVED_PREFIX) or "/" in w]
+            if reserved:
+                raise ConfigError(f"data.words: {reserved[0]!r} is not a word folder name")
+
+    def resident_on(self, device_type: str) -> bool:
+        """Whether split waveforms should live on a device of this type (cuda, cpu, mps)."""
+        if self.resident == "auto":
+            return device_type == "cuda"
+        return bool(self.resident)
+
+
+def cache_root(data: DataConfig) -> Path:
+    """data.cache_dir, else $SPEECHRNN_CACHE, else $XDG_CACHE_HOME/speechrnn, ~/.cache/speechrnn."""
+    if data.cache_dir:
+        return Path(data.cache_dir).expanduser().absolute()
+    if os.environ.get("SPEECHRNN_CACHE"):
+        return Path(os.environ["SPEECHRNN_CACHE"]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "speechrnn").absolute()

@@ -1,0 +1,244 @@
+"""SpeechCommandsDataModule: cached splits served as row-index batches, gathered on the device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from speechrnn.augment import AugmentConfig, NoiseBank
+from speechrnn.augment import augment as augment_waves
+from speechrnn.data.cache import PCM_SCALE
+from speechrnn.data.config import DataConfig
+from speechrnn.data.corpus import TaskPlan, plan_task
+from speechrnn.data.prepare import Corpus, open_corpus, prepare
+from speechrnn.data.splits import SplitData, compose_split
+from speechrnn.errors import DataError
+
+EVAL_SEED = 0  # validation/test sets stay the same whatever the training seed
+COPY_ROWS = 4096  # rows per chunk when moving a split onto the device
+
+T = TypeVar("T")
+
+
+class RowBatch(NamedTuple):
+    """What the DataLoaders yield: rows of a split's store; the first `silent` are -1 (silence)."""
+
+    split: str
+    rows: torch.Tensor  # (B,) int64
+    epoch: int
+    index: int
+    silent: int = 0
+
+
+class SplitStore:
+    """A split's int16 waves and targets; moved onto a device the first time it is asked for."""
+
+    def __init__(self, waves: np.ndarray, targets: np.ndarray, resident: Callable[[str], bool]):
+        self.host = waves  # (N, T) int16, usually a memmap
+        self.targets = torch.from_numpy(np.ascontiguousarray(targets, np.int64))  # (N,)
+        self.resident = resident
+        self._on: dict[torch.device, tuple[torch.Tensor | None, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) rows on any device -> int16 waves (B, T) and targets (B,) on that device."""
+        device = rows.device
+        if device not in self._on:
+            waves = self._upload(device) if self.resident(device.type) else None
+            self._on[device] = (waves, self.targets.to(device))
+        waves, targets = self._on[device]
+        safe = rows.clamp(min=0)  # (B,)
+        if waves is None:
+            picked = torch.from_numpy(self.host[safe.cpu().numpy()])  # (B, T) int16
+            return picked.to(device, non_blocking=True), targets[safe]
+        return waves[safe], targets[safe]
+
+    def _upload(self, device: torch.device) -> torch.Tensor:
+        out = torch.empty(self.host.shape, dtype=torch.int16, device=device)  # (N, T)
+        for start in range(0, self.host.shape[0], COPY_ROWS):
+            chunk = np.array(self.host[start : start + COPY_ROWS])  # (<=COPY_ROWS, T)
+            out[start : start + chunk.shape[0]].copy_(torch.from_numpy(chunk))
+        return out
+
+
+class BatchPlan(Dataset[RowBatch]):
+    """Batches of one split; item i is batch i of the current epoch's row order."""
+
+    def __init__(
+        self, split: str, rows_for: Callable[[int], np.ndarray], size: int, batch_size: int
+    ):
+        self.split, self.rows_for, self.size, self.batch_size = split, rows_for, size, batch_size
+        self.epoch = -1
+        self._rows = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self._rows = epoch, self.rows_for(epoch)
+
+    def __getitem__(self, i: int) -> RowBatch:
+        self.set_epoch(max(self.epoch, 0))
+        rows = self._rows[i * self.batch_size : (i + 1) * self.batch_size]
+        rows = rows[np.argsort(rows >= 0, kind="stable")]  # silence first
+        silent = int(np.count_nonzero(rows < 0))
+        return RowBatch(self.split, torch.from_numpy(rows), self.epoch, i, silent)
+
+
+class EpochSampler(Sampler[int]):
+    """Batch indices in order; each pass starts the plan's next epoch (or the one set_epoch set)."""
+
+    def __init__(self, plan: BatchPlan) -> None:
+        self.plan, self.next_epoch = plan, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.next_epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self):
+        self.plan.set_epoch(self.next_epoch)
+        self.next_epoch += 1
+        return iter(range(len(self.plan)))
+
+
+def _unwrap(item: RowBatch) -> RowBatch:
+    return item
+
+
+class SpeechCommandsDataModule(L.LightningDataModule):
+    """Batches `(waves float32 (B, 16000), targets int64 (B,))`; augmentation on the device."""
+
+    def __init__(
+        self, data: DataConfig, augment: AugmentConfig, seed: int = 0, progress: bool = True
+    ) -> None:
+        super().__init__()
+        self.data, self.augment_config, self.seed, self.progress = data, augment, seed, progress
+        self.labels: list[str] = []
+        self.corpus: Corpus | None = None
+        self.train_plan: TaskPlan | None = None
+        self._stores: dict[str, SplitStore] = {}
+        self._eval_sets: dict[str, SplitData] = {}
+        self._bank: NoiseBank | None = None
+        self._banks: dict[torch.device, NoiseBank] = {}
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def prepare_data(self) -> None:
+        prepare(self.data, self.progress)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.corpus is not None:
+            return
+        self.corpus = open_corpus(self.data, self.progress)
+        self.labels = self.corpus.labels(self.data)
+        train = self.corpus.split("train")
+        self.train_plan = plan_task(
+            train.words, self.labels, self.data.silence_share, self.data.unknown_share
+        )
+        if not self.train_plan.known.size:
+            raise DataError(f"{self.corpus.root}: the train split has no clips of the task's words")
+        self._stores["train"] = SplitStore(train.waves, self.train_plan.targets, self._resident)
+        self._bank = self.corpus.noise()
+
+    @property
+    def num_train_clips(self) -> int:
+        """Clips per training epoch: known words + this epoch's _unknown_ draw + _silence_."""
+        plan = self._require(self.train_plan)
+        return int(plan.known.size) + plan.n_unknown + plan.n_silence
+
+    @property
+    def num_val_clips(self) -> int:
+        return len(self.eval_set("validation"))
+
+    @property
+    def num_test_clips(self) -> int:
+        return len(self.eval_set("test"))
+
+    def eval_set(self, split: str) -> SplitData:
+        """The fixed validation or test set (the same one `load_split` builds)."""
+        if split not in self._eval_sets:
+            corpus = self._require(self.corpus)
+            data = compose_split(corpus, split, self.labels, self.data, EVAL_SEED)
+            self._eval_sets[split] = data
+            self._stores[split] = SplitStore(data.waves, data.targets, self._resident)
+        return self._eval_sets[split]
+
+    def train_dataloader(self) -> DataLoader:
+        plan = self._require(self.train_plan)
+        return self._loader(
+            BatchPlan(
+                "train",
+                lambda epoch: plan.train_rows(self.seed, epoch),
+                self.num_train_clips,
+                self.data.batch_size,
+            )
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
+        if not isinstance(batch, RowBatch):
+            return batch
+        training = self.trainer is not None and self.trainer.training
+        return self.gather(batch, augment=training and batch.split == "train")
+
+    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)) on their device."""
+        pcm, targets = self._stores[batch.split].gather(batch.rows)  # (B, T), (B,)
+        waves = pcm.float().mul_(1.0 / PCM_SCALE)  # (B, T)
+        if batch.split != "train":
+            return waves, targets
+        plan = self._require(self.train_plan)
+        device = batch.rows.device
+        gen = self._generator(device, batch.epoch, batch.index)
+        if batch.silent:
+            silence, _, _ = self._bank_on(device).silence(batch.silent, gen)  # (S, T)
+            waves[: batch.silent] = silence
+            targets[: batch.silent] = plan.silence_target
+        if augment:
+            waves = augment_waves(waves, self.augment_config, self._bank_on(device), gen)
+        return waves, targets
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        size = len(self.eval_set(split))
+        return self._loader(
+            BatchPlan(split, lambda epoch: np.arange(size), size, self.data.batch_size)
+        )
+
+    @staticmethod
+    def _loader(plan: BatchPlan) -> DataLoader:
+        return DataLoader(plan, batch_size=None, sampler=EpochSampler(plan), collate_fn=_unwrap)
+
+    def _resident(self, device_type: str) -> bool:
+        return self.data.resident_on(device_type)
+
+    def _bank_on(self, device: torch.device) -> NoiseBank:
+        if device not in self._banks:
+            self._banks[device] = self._require(self._bank).to(device)
+        return self._banks[device]
+
+    def _generator(self, device: torch.device, epoch: int, index: int) -> torch.Generator:
+        """The device's generator, reseeded for (seed, epoch, batch index): order-independent."""
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device)
+        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, np.uint64)
+        return self._generators[device].manual_seed(int(state[0]))
+
+    @staticmethod
+    def _require(value: T | None) -> T:
+        if value is None:
+            raise RuntimeError("SpeechCommandsDataModule.setup() has not run yet")
+        return value

@@ -1,0 +1,130 @@
+"""Find the corpus (given, downloaded or synthesised), index it and build its caches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from speechrnn.augment import NoiseBank
+from speechrnn.config import from_mapping
+from speechrnn.data.cache import (
+    CachedSplit,
+    corpus_cache_dir,
+    load_noise_cache,
+    load_split_cache,
+)
+from speechrnn.data.config import DataConfig, cache_root
+from speechrnn.data.corpus import SPLITS, CorpusIndex, scan_corpus, task_labels
+from speechrnn.errors import DataError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """An indexed GSC-layout corpus and where its caches live."""
+
+    index: CorpusIndex
+    cache_root: Path
+    progress: bool = True
+    workers: int | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.index.root
+
+    @property
+    def cache_dir(self) -> Path:
+        return corpus_cache_dir(self.cache_root, self.root)
+
+    def labels(self, data: DataConfig) -> list[str]:
+        """The task's labels for this corpus: [_silence_, _unknown_, *words] as configured."""
+        return task_labels(data.words, self.index.words, data.silence_share, data.unknown_share)
+
+    def split(self, name: str) -> CachedSplit:
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return load_split_cache(self.index, name, self.cache_root, self.progress, self.workers)
+
+    def noise(self) -> NoiseBank:
+        """The background-noise bank (CPU); generated noise when the corpus has none."""
+        names, waves = load_noise_cache(self.index, self.cache_root)
+        if waves:
+            return NoiseBank.from_waves(waves, names)
+        log.warning("%s: no _background_noise_ recordings; using generated noise", self.root)
+        return NoiseBank.generated()
+
+
+def open_corpus(data: DataConfig, progress: bool = True) -> Corpus:
+    """Resolve data.root (downloading or synthesising when needed) and index it."""
+    root = resolve_root(data, progress)
+    return Corpus(scan_corpus(root), cache_root(data), progress, data.cache_workers)
+
+
+def prepare(data: DataConfig, progress: bool = True) -> Corpus:
+    """open_corpus, then build every split's cache and the noise cache."""
+    corpus = open_corpus(data, progress)
+    for split in SPLITS:
+        corpus.split(split)
+    corpus.noise()
+    return corpus
+
+
+def resolve_root(data: DataConfig, progress: bool = True) -> Path:
+    """An existing data.root as-is; otherwise synthesise (synthetic) or download (url)."""
+    if data.root:
+        root = Path(data.root).expanduser().absolute()
+        if root.exists():
+            return root
+        if data.synthetic:
+            return _synthesize(root, data, progress)
+        raise DataError(
+            f"data.root: {root} does not exist (point it at a GSC-layout corpus, "
+            "or set data.root=null to download)"
+        )
+    root = default_root(data)
+    if data.synthetic:
+        return root if root.is_dir() else _synthesize(root, data, progress)
+    from speechrnn.data.download import Archive, ensure_extracted
+
+    assert data.url is not None
+    archive = Archive(url=data.url, sha256=data.sha256)
+    return ensure_extracted(archive, root, cache_root(data) / "downloads", progress=progress)
+
+
+def default_root(data: DataConfig) -> Path:
+    """<cache dir>/synthetic, or <cache dir>/<archive name without its suffix>."""
+    if data.synthetic:
+        return cache_root(data) / "synthetic"
+    if not data.url:
+        raise DataError(
+            "data.root and data.url are both null: set data.root=<GSC-layout corpus> "
+            "or data.url=<archive URL>"
+        )
+    name = Path(urlparse(data.url).path).name
+    for suffix in ARCHIVE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return cache_root(data) / (name or data.name)
+
+
+def _synthesize(root: Path, data: DataConfig, progress: bool) -> Path:
+    from speechrnn.data.synthetic import synthesize
+
+    options: dict[str, Any] = {"progress": progress}
+    if data.synthetic_speakers is not None:
+        options["speakers"] = data.synthetic_speakers
+    return Path(synthesize(root, **options))
+
+
+def download_config(cfg: Any) -> None:
+    """speechrnn-download: resolve, download, extract, index and cache; print a summary."""
+    from speechrnn.data.summary import print_summary
+
+    data = from_mapping(DataConfig, cfg.data, "data")
+    corpus = prepare(data, progress=True)
+    print_summary(corpus, data)

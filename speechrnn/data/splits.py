@@ -1,0 +1,98 @@
+"""Fixed evaluation sets: a split's clips mapped to a model's labels, plus seeded silence clips."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechrnn.audio import CLIP_SAMPLES
+from speechrnn.data.cache import CachedSplit, to_pcm16
+from speechrnn.data.config import DataConfig
+from speechrnn.data.corpus import SILENCE, SPLITS, TaskPlan, plan_task
+from speechrnn.data.prepare import Corpus, open_corpus
+from speechrnn.errors import DataError
+
+DEFAULT_SHARE = 0.1  # for labels with _silence_/_unknown_ when the data config's share is 0
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """An evaluation set: waves[i] is clip paths[i] of speaker speakers[i], label targets[i]."""
+
+    split: str
+    labels: list[str]
+    waves: np.ndarray  # (N, 16000) int16; the cache's memmap when every clip is used as-is
+    targets: np.ndarray  # (N,) int64 indices into labels
+    paths: list[str]  # corpus-relative, or _silence_/<noise file>#<offset>
+    speakers: list[str]  # "" for silence clips
+    root: Path
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+def load_split(
+    data: DataConfig, split: str, labels: Sequence[str], seed: int = 0, progress: bool = False
+) -> SplitData:
+    """A split of data's corpus for a model with `labels` (e.g. a checkpoint's), built once."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return compose_split(open_corpus(data, progress), split, labels, data, seed)
+
+
+def eval_plan(
+    corpus: Corpus, split: str, labels: Sequence[str], data: DataConfig
+) -> tuple[CachedSplit, TaskPlan]:
+    """The split's cache and its label plan; absent shares fall back to DEFAULT_SHARE."""
+    cached = corpus.split(split)
+    silence_share = data.silence_share or DEFAULT_SHARE
+    unknown_share = data.unknown_share or DEFAULT_SHARE
+    return cached, plan_task(cached.words, labels, silence_share, unknown_share)
+
+
+def compose_split(
+    corpus: Corpus, split: str, labels: Sequence[str], data: DataConfig, seed: int = 0
+) -> SplitData:
+    """Known clips + a fixed seeded _unknown_ draw (clip order), then seeded _silence_ clips."""
+    cached, plan = eval_plan(corpus, split, labels, data)
+    rows = plan.eval_rows(seed)  # (M,)
+    silence, silence_paths = silence_clips(corpus, plan.n_silence, seed, split)  # (S, T)
+    if rows.size + plan.n_silence == 0:
+        raise DataError(
+            f"{corpus.root}: the {split} split has no clips for labels {', '.join(labels)}"
+        )
+    if rows.size == cached.waves.shape[0] and not plan.n_silence:
+        waves = cached.waves
+    else:
+        waves = np.concatenate([cached.waves[rows], silence])
+    targets = np.concatenate([plan.targets[rows], np.full(plan.n_silence, plan.silence_target)])
+    return SplitData(
+        split=split,
+        labels=list(labels),
+        waves=waves,
+        targets=targets,
+        paths=[cached.paths[r] for r in rows] + silence_paths,
+        speakers=[cached.speakers[r] for r in rows] + [""] * plan.n_silence,
+        root=corpus.root,
+    )
+
+
+def silence_clips(
+    corpus: Corpus, count: int, seed: int, split: str
+) -> tuple[np.ndarray, list[str]]:
+    """`count` int16 silence clips cut from the noise bank, fixed by (seed, split)."""
+    if not count:
+        return np.zeros((0, CLIP_SAMPLES), np.int16), []
+    bank = corpus.noise()
+    state = np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0]
+    gen = torch.Generator().manual_seed(int(state))
+    waves, files, offsets = bank.silence(count, gen)  # (S, T), (S,), (S,)
+    paths = [
+        f"{SILENCE}/{bank.names[f]}#{o}"
+        for f, o in zip(files.tolist(), offsets.tolist(), strict=True)
+    ]
+    return to_pcm16(waves.numpy()), paths
