@@ -36,7 +36,7 @@ class ExportConfig:
     out: str = "model.onnx"
     audio: str | None = None  # dir or glob of real clips for the parity check
     max_clips: int = 64  # real clips used at most
-    tolerance: float = 1e-4  # max abs difference of probabilities allowed
+    tolerance: float = 1e-3  # max abs difference of probabilities allowed
 
     def __post_init__(self) -> None:
         if self.max_clips < 0:
@@ -67,34 +67,38 @@ class Probabilities(nn.Module):
 
 
 def probe_signals(count: int = 12, seed: int = 0) -> np.ndarray:
-    """(count, 16000) deterministic probes: tones, chirps, noise, clicks, clipping, quiet noise.
+    """(count, 16000) deterministic probes in [-1, 1], each an event over faint noise.
 
-    Digital silence is left out: its normalised MFCCs are amplified rounding noise, and the
-    predictors answer it without the model (`speechrnn.inference.silence_gate`).
+    A beep, a chirp, a vowel-like burst, clicks, clipping, noise bursts, near-silence. Digital
+    silence and steady pure tones are left out: their normalised MFCCs are mostly amplified
+    rounding noise (and the predictors answer digital silence without the model).
     """
     rng = np.random.default_rng(seed)
     t = np.arange(CLIP_SAMPLES) / SAMPLE_RATE  # (T,)
     envelope = np.exp(-(((t - 0.5) / 0.15) ** 2))  # (T,)
+    beep = (np.abs(t - 0.5) < 0.15) * np.sin(2 * np.pi * 440 * t)
     clicks = np.zeros(CLIP_SAMPLES)
-    clicks[::1999] = 0.9
-    probes = [
-        0.5 * np.sin(2 * np.pi * 440 * t),
+    clicks[[2000, 7000, 7100, 12000]] = [0.9, -0.6, 0.5, 0.8]
+    vowel = np.sin(2 * np.pi * (180 + 120 * t) * t) * (1 + np.sin(2 * np.pi * 5 * t))
+    events = [
+        0.5 * beep,
         0.3 * np.sin(2 * np.pi * (100 + 3000 * t) * t),
-        0.05 * rng.standard_normal(CLIP_SAMPLES),
-        envelope * 0.4 * np.sin(2 * np.pi * (180 + 120 * t) * t) * (1 + np.sin(2 * np.pi * 5 * t)),
-        1e-4 * rng.standard_normal(CLIP_SAMPLES),
-        np.clip(3 * np.sin(2 * np.pi * 250 * t), -1, 1),
+        0.4 * envelope * vowel,
         clicks,
+        np.clip(3 * envelope * np.sin(2 * np.pi * 250 * t), -1, 1),
+        np.zeros(CLIP_SAMPLES),  # near-silence: the floor noise alone
     ]
-    while len(probes) < count:
-        probes.append(envelope * rng.uniform(0.05, 0.8) * rng.standard_normal(CLIP_SAMPLES))
-    return np.stack(probes[:count]).astype(np.float32)
+    while len(events) < count:
+        events.append(envelope * rng.uniform(0.05, 0.4) * rng.standard_normal(CLIP_SAMPLES))
+    floor = 1e-4 * rng.standard_normal((count, CLIP_SAMPLES))  # (count, T)
+    return np.clip(np.stack(events[:count]) + floor, -1, 1).astype(np.float32)
 
 
 def real_clips(audio: str, limit: int) -> np.ndarray:
-    """(n, 16000) clips from a dir or glob, as the model sees them; n <= limit."""
+    """(n, 16000) clips from a dir or glob, as the model sees them; n <= limit, evenly spread."""
+    entries = expand_inputs([audio])
     clips = []
-    for entry in expand_inputs([audio])[:limit]:
+    for entry in entries[:: max(1, -(-len(entries) // max(1, limit)))][:limit]:
         if isinstance(entry, AudioError):
             raise entry
         clips.append(load_audio(entry))
@@ -106,7 +110,7 @@ def export_onnx(
     out: str | os.PathLike[str] = "model.onnx",
     audio: str | None = None,
     max_clips: int = 64,
-    tolerance: float = 1e-4,
+    tolerance: float = 1e-3,
 ) -> ExportResult:
     """Export a checkpoint to ONNX, check it against eager on probes (+ real clips), write it."""
     out = Path(out)

@@ -58,6 +58,8 @@ class Predictor:
         if isinstance(source, np.ndarray):
             samples = np.asarray(source, dtype=np.float32)
             mono = samples.mean(axis=1) if samples.ndim == 2 else samples.reshape(-1)  # (T,)
+            if mono.size == 0 or not np.isfinite(mono).all():
+                raise AudioError("<array>: empty, or holds NaN or infinite samples")
             wave = resample(np.ascontiguousarray(mono), sample_rate)
             return self._answer("<array>", wave, self.probabilities(fit_clip(wave)[None])[0])
         ((_, outcome),) = self.predict_files([source])

@@ -21,6 +21,7 @@ from inference_helpers import (
 
 from speechrnn import load_model
 from speechrnn.audio import load_audio
+from speechrnn.errors import AudioError
 from speechrnn.inputs import expand_inputs
 from speechrnn.model import load_checkpoint
 from speechrnn.predict import main
@@ -97,6 +98,9 @@ def test_waveform_input_is_resampled(ckpt: Path, clips: list[Path]) -> None:
     np.testing.assert_allclose(_all_probs(stereo, LABELS), _all_probs(from_file, LABELS))
     upsampled = model.predict(np.repeat(wave, 2), sample_rate=2 * RATE)
     assert upsampled.duration == pytest.approx(from_file.duration, abs=1e-3)
+    for bad in (np.zeros(0, np.float32), np.full(100, np.nan, np.float32)):
+        with pytest.raises(AudioError, match="<array>"):
+            model.predict(bad)
 
 
 def test_json_lines_and_python_api_agree(
