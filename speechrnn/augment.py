@@ -102,6 +102,11 @@ class NoiseBank:
         return crops * (to_unit * 10.0 ** (db / 20.0)), files, offsets
 
 
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """A well-mixed 63-bit seed for one training batch: its draws depend on nothing else."""
+    return int(np.random.SeedSequence([seed, epoch, batch]).generate_state(1, np.uint64)[0] >> 1)
+
+
 def time_shift(wave: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torch.Tensor:
     """Row i moved later by shifts[i] samples (earlier if negative), zero-filled; |shift| <= max."""
     batch, samples = wave.shape

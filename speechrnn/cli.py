@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from speechrnn import CONFIG_DIR
@@ -23,60 +23,70 @@ def one_line(exc: BaseException) -> str:
     if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
         parts.append(str(exc.__cause__))
     lines = [ln.strip() for part in parts for ln in part.splitlines()]
-    kept = [
-        ln for ln in lines if ln and not ln.startswith(("full_key:", "object_type=", "See https"))
-    ]
+    cut = next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), None)
+    noise = ("full_key:", "object_type=", "See https")
+    kept = [ln for ln in lines[:cut] if ln and not ln.startswith(noise)]
     return " ".join(kept) or type(exc).__name__
 
 
-def run_hydra_app(config_name: str, task: Callable[[Any], object]) -> None:
-    """Run `task(cfg)` as a Hydra app on CONFIG_DIR; any user error becomes one line."""
+def run_hydra_app(config_name: str, task: str) -> None:
+    """Run `task(cfg)` ("module:function", imported inside the job so errors in overrides come
+    back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line."""
     import hydra
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; we print one line, not its report
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def app(cfg: Any) -> None:
-        try:
-            task(cfg)
-        except SpeechRNNError as exc:  # here, before Hydra's job runner prints its own line
-            fail(str(exc))
+        module, function = task.split(":")
+        try:  # inside the job: a SystemExit passes Hydra by, so it adds no report of its own
+            getattr(importlib.import_module(module), function)(cfg)
+        except (SpeechRNNError, OmegaConfBaseException) as exc:
+            fail(one_line(exc))
 
     try:
         app()
-    except SpeechRNNError as exc:
-        fail(str(exc))
+    except OverrideParseException as exc:
+        fail(f"cannot parse override {_unparsable_override()!r}: {one_line(exc)}")
     except (HydraException, OmegaConfBaseException) as exc:
         fail(one_line(exc))
     except KeyboardInterrupt:
         fail("interrupted", code=130)
 
 
+def _unparsable_override() -> str:
+    """The first command-line override that Hydra's grammar rejects."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in sys.argv[1:]:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException:
+            return arg
+    return " ".join(sys.argv[1:])
+
+
 def train_main() -> None:
     """speechrnn-train: train a model (conf/train.yaml)."""
-    from speechrnn.train import train
-
-    run_hydra_app("train", train)
+    run_hydra_app("train", "speechrnn.train:train")
 
 
 def eval_main() -> None:
     """speechrnn-eval: write an evaluation report for a checkpoint (conf/eval.yaml)."""
-    from speechrnn.evaluate import evaluate_config
-
-    run_hydra_app("eval", evaluate_config)
+    run_hydra_app("eval", "speechrnn.evaluate:evaluate_config")
 
 
 def export_main() -> None:
     """speechrnn-export: export a checkpoint to ONNX (conf/export.yaml)."""
-    from speechrnn.export import export_config
-
-    run_hydra_app("export", export_config)
+    run_hydra_app("export", "speechrnn.export:export_config")
 
 
 def download_main() -> None:
     """speechrnn-download: fetch, verify, extract, index and cache a corpus (conf/download.yaml)."""
-    from speechrnn.data.prepare import download_config
-
-    run_hydra_app("download", download_config)
+    run_hydra_app("download", "speechrnn.data.prepare:download_config")

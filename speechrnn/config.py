@@ -6,6 +6,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from speechrnn.errors import ConfigError
@@ -90,3 +91,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     return value
+
+
+def hydra_output_dir() -> Path:
+    """The active Hydra run's output dir, for outputs whose location the config leaves unset."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        raise ConfigError("no output dir is set and no Hydra run is active")
+    return Path(HydraConfig.get().runtime.output_dir)

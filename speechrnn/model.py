@@ -24,7 +24,7 @@ FORMAT = "speechrnn-checkpoint/1"
 class ModelConfig:
     """Architecture and its training-only regularisers (dropout, SpecAugment)."""
 
-    hidden_size: int = 256
+    hidden_size: int = 128
     num_layers: int = 2
     bidirectional: bool = False
     dropout: float = 0.1

@@ -1,15 +1,37 @@
-"""Shared fixtures: the small synthetic corpus and a loopback HTTP server."""
+"""Shared fixtures: isolated cache, the small synthetic corpus, a loopback HTTP server, Hydra
+composition, and one trained model per session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from speechrnn import CONFIG_DIR
+
 from loopback import LoopbackServer, serve
 
 SMALL_CORPUS_WORDS = ("yes", "no", "up", "down", "left", "right", "bird", "cat", "dog")
 SMALL_CORPUS_SPEAKERS = 36
+SMALL_WORDS = SMALL_CORPUS_WORDS[:6]  # the task's words; bird, cat and dog are its _unknown_
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test writes caches and downloads under a session temp dir, never ~/.cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("SPEECHRNN_CACHE")
+    os.environ["SPEECHRNN_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("SPEECHRNN_CACHE", None)
+    else:
+        os.environ["SPEECHRNN_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +61,52 @@ def http_server() -> Iterator[LoopbackServer]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """Compose conf/<name>.yaml with command-line style overrides, as the console scripts do."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def small_task_overrides(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
+    """The 12-class-style task on `small_corpus` (6 words, _silence_, _unknown_), tiny and fast."""
+    words = ",".join(f'"{w}"' for w in SMALL_WORDS)
+    return [
+        "data=gsc_v2_12",
+        f"data.root={corpus}",
+        f"data.words=[{words}]",
+        "data.batch_size=32",
+        "model=lstm_small",
+        "trainer=cpu",
+        "trainer.progress_bar=false",
+        "trainer.log_every_n_steps=1",
+        f"run_dir={run_dir}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def compose_train() -> Callable[[list[str]], DictConfig]:
+    return lambda overrides: compose_config("train", overrides)
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run dir of lstm_small trained once per session on `small_corpus` (metrics.json, report)."""
+    from speechrnn.train import train
+
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    extra = ("trainer.max_epochs=30", "optim.lr=1e-2", "model.hidden_size=128")
+    overrides = small_task_overrides(small_corpus, run_dir, *extra)
+    train(compose_config("train", overrides))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(trained_run: Path) -> Path:
+    """Best checkpoint of `trained_run`; labels _silence_ _unknown_ yes no up down left right."""
+    return Path(json.loads((trained_run / "metrics.json").read_text())["best_checkpoint"])
 
 
 @pytest.fixture(scope="session")

@@ -177,6 +177,7 @@ def test_trainer_gets_augmented_train_and_untouched_val_batches(data: DataConfig
     waves, targets = model.seen["train"][0]
     assert waves.shape == (16, 16000) and waves.dtype == torch.float32
     assert targets.dtype == torch.int64
+    module.trainer = None  # detached, the plan counts its own epochs from 0 again
     first = module.train_dataloader().dataset[0]
     assert isinstance(first, RowBatch) and first.rows.shape == (16,) and first.epoch == 0
     assert torch.equal(module.gather(first, augment=True)[0], waves)

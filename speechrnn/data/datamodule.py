@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from speechrnn.augment import AugmentConfig, NoiseBank
+from speechrnn.augment import AugmentConfig, NoiseBank, batch_seed
 from speechrnn.augment import augment as augment_waves
 from speechrnn.data.cache import PCM_SCALE
 from speechrnn.data.config import DataConfig
@@ -72,9 +72,15 @@ class BatchPlan(Dataset[RowBatch]):
     """Batches of one split; item i is batch i of the current epoch's row order."""
 
     def __init__(
-        self, split: str, rows_for: Callable[[int], np.ndarray], size: int, batch_size: int
+        self,
+        split: str,
+        rows_for: Callable[[int], np.ndarray],
+        size: int,
+        batch_size: int,
+        current_epoch: Callable[[], int | None] = lambda: None,
     ):
         self.split, self.rows_for, self.size, self.batch_size = split, rows_for, size, batch_size
+        self.current_epoch = current_epoch  # the Trainer's epoch, when one drives the loop
         self.epoch = -1
         self._rows = np.zeros(0, np.int64)
 
@@ -86,7 +92,10 @@ class BatchPlan(Dataset[RowBatch]):
             self.epoch, self._rows = epoch, self.rows_for(epoch)
 
     def __getitem__(self, i: int) -> RowBatch:
-        self.set_epoch(max(self.epoch, 0))
+        # The Trainer's epoch wins over the sampler's count: on a restart Lightning may build the
+        # iterator before it calls set_epoch.
+        epoch = self.current_epoch()
+        self.set_epoch(max(self.epoch, 0) if epoch is None else epoch)
         rows = self._rows[i * self.batch_size : (i + 1) * self.batch_size]
         rows = rows[np.argsort(rows >= 0, kind="stable")]  # silence first
         silent = int(np.count_nonzero(rows < 0))
@@ -180,6 +189,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                 lambda epoch: plan.train_rows(self.seed, epoch),
                 self.num_train_clips,
                 self.data.batch_size,
+                lambda: None if self.trainer is None else self.trainer.current_epoch,
             )
         )
 
@@ -234,8 +244,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         """The device's generator, reseeded for (seed, epoch, batch index): order-independent."""
         if device not in self._generators:
             self._generators[device] = torch.Generator(device=device)
-        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, np.uint64)
-        return self._generators[device].manual_seed(int(state[0]))
+        return self._generators[device].manual_seed(batch_seed(self.seed, epoch, index))
 
     @staticmethod
     def _require(value: T | None) -> T:

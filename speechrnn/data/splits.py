@@ -12,7 +12,7 @@ import torch
 from speechrnn.audio import CLIP_SAMPLES
 from speechrnn.data.cache import CachedSplit, to_pcm16
 from speechrnn.data.config import DataConfig
-from speechrnn.data.corpus import SILENCE, SPLITS, TaskPlan, plan_task
+from speechrnn.data.corpus import SILENCE, SPLITS, UNKNOWN, TaskPlan, plan_task
 from speechrnn.data.prepare import Corpus, open_corpus
 from speechrnn.errors import DataError
 
@@ -59,6 +59,12 @@ def compose_split(
 ) -> SplitData:
     """Known clips + a fixed seeded _unknown_ draw (clip order), then seeded _silence_ clips."""
     cached, plan = eval_plan(corpus, split, labels, data)
+    if not plan.known.size:
+        words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
+        raise DataError(
+            f"{corpus.root}: the labels' words ({', '.join(words)}) share nothing with the "
+            f"{split} split's words ({', '.join(sorted(set(cached.words)))})"
+        )
     rows = plan.eval_rows(seed)  # (M,)
     silence, silence_paths = silence_clips(corpus, plan.n_silence, seed, split)  # (S, T)
     if rows.size + plan.n_silence == 0:

@@ -1,0 +1,242 @@
+"""evaluate(): batched inference of a checkpoint on a corpus split, written out as a report dir."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from speechrnn.config import from_mapping, hydra_output_dir
+from speechrnn.data.config import DataConfig
+from speechrnn.data.splits import SplitData, load_split
+from speechrnn.errors import ConfigError
+from speechrnn.metrics import classification_metrics
+from speechrnn.model import StackedLSTMClassifier, load_checkpoint
+from speechrnn.report import (
+    Section,
+    plot_calibration,
+    plot_confusion,
+    plot_per_class,
+    render_html,
+    render_markdown,
+    write_csv,
+)
+
+SPLITS = ("train", "validation", "test")
+
+
+def evaluate(
+    ckpt_path: str | os.PathLike[str],
+    data: DataConfig,
+    split: str = "test",
+    report_dir: str | os.PathLike[str] = "report",
+    batch_size: int = 512,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Evaluate `ckpt_path` on `split` of the corpus `data` describes; return the report dir."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    ckpt_path, out = Path(ckpt_path), Path(report_dir)
+    model = load_checkpoint(ckpt_path, resolve_device(device))
+    clips = load_split(data, split, model.labels, seed=seed)
+    probs = predict_probabilities(model, clips.waves, batch_size, progress)  # (N, C)
+    metrics = classification_metrics(clips.targets, probs, model.labels, clips.speakers)
+    metrics.update(
+        checkpoint=str(ckpt_path.resolve()),
+        checkpoint_sha256=_sha256(ckpt_path),
+        corpus=str(clips.root),
+        split=split,
+        date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        parameters=model.num_parameters(),
+        model_settings=model.metadata(),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_report(out, metrics, clips, probs, _training_config(ckpt_path))
+    _print_summary(metrics, out)
+    return out
+
+
+def evaluate_config(cfg: Any) -> Path:
+    """Hydra adapter for speechrnn-eval (conf/eval.yaml)."""
+    report_dir = cfg.get("report_dir") or hydra_output_dir()
+    return evaluate(
+        cfg.ckpt_path,
+        from_mapping(DataConfig, cfg.data, "data"),
+        split=cfg.split,
+        report_dir=report_dir,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+    )
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device} but no CUDA GPU is available")
+    return torch.device(device)
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: StackedLSTMClassifier, waves: np.ndarray, batch_size: int, progress: bool = True
+) -> np.ndarray:
+    """Softmax outputs (N, C) for int16 clips (N, T), batch by batch on the model's device."""
+    from rich.progress import Progress
+
+    device = next(model.parameters()).device
+    out = np.empty((len(waves), len(model.labels)), dtype=np.float32)
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("evaluating", total=len(waves))
+        for start in range(0, len(waves), batch_size):
+            chunk = torch.from_numpy(np.asarray(waves[start : start + batch_size]))  # (b, T) int16
+            batch = chunk.to(device, non_blocking=True).float() / 32768.0  # (b, T)
+            out[start : start + len(chunk)] = model(batch).softmax(dim=-1).cpu().numpy()
+            bar.advance(task, len(chunk))
+    return out
+
+
+def _write_report(
+    out: Path, metrics: dict[str, Any], clips: SplitData, probs: np.ndarray, config: str | None
+) -> None:
+    labels = metrics["confusion"]["labels"]
+    matrix = np.array(metrics["confusion"]["matrix"])
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    rows = [[labels[i], *row] for i, row in enumerate(matrix.tolist())]
+    write_csv(out / "confusion.csv", ["true \\ predicted", *labels], rows)
+    predicted = probs.argmax(axis=1)
+    top3 = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+    wrong = np.flatnonzero(predicted != clips.targets)
+    write_csv(
+        out / "errors.csv",
+        ["path", "speaker", "true", "predicted", "probability", "top3"],
+        [
+            [
+                clips.paths[i],
+                clips.speakers[i],
+                labels[clips.targets[i]],
+                labels[predicted[i]],
+                f"{probs[i, predicted[i]]:.4f}",
+                " ".join(f"{labels[k]}:{probs[i, k]:.3f}" for k in top3[i]),
+            ]
+            for i in wrong
+        ],
+    )
+    plot_confusion(matrix, labels, out / "confusion.png")
+    plot_per_class(metrics["per_class"], out / "per_class.png")
+    ece = metrics["expected_calibration_error"]
+    plot_calibration(metrics["reliability"], ece, out / "calibration.png")
+    sections = _sections(metrics, config)
+    title = f"speechrnn evaluation: {Path(metrics['checkpoint']).name} on {metrics['split']}"
+    (out / "report.md").write_text(render_markdown(title, sections))
+    (out / "report.html").write_text(render_html(title, sections, out))
+
+
+def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
+    spread = metrics["per_speaker"]
+    worst_classes = sorted(metrics["per_class"].items(), key=lambda kv: kv[1]["f1"])[:5]
+    settings = metrics["model_settings"]
+    sections = [
+        Section(
+            "Headline",
+            [f"Corpus `{metrics['corpus']}`, split `{metrics['split']}`, {metrics['date']}."],
+            ("metric", "value"),
+            [
+                ("clips", metrics["clips"]),
+                ("accuracy", f"{metrics['accuracy']:.4f}"),
+                ("top-3 accuracy", f"{metrics['top3_accuracy']:.4f}"),
+                ("macro F1", f"{metrics['macro']['f1']:.4f}"),
+                ("weighted F1", f"{metrics['weighted']['f1']:.4f}"),
+                ("expected calibration error", f"{metrics['expected_calibration_error']:.4f}"),
+                ("parameters", f"{metrics['parameters']:,}"),
+            ],
+        ),
+        Section("Confusions", images=["confusion.png"]),
+        Section(
+            "Most confused pairs",
+            ["Clips of the true label predicted as another, most frequent first."],
+            ("true", "predicted", "clips", "share of true label"),
+            [
+                (p["true"], p["predicted"], p["count"], f"{p['rate']:.1%}")
+                for p in metrics["most_confused"]
+            ],
+        ),
+        Section(
+            "Worst classes",
+            header=("label", "F1", "precision", "recall", "clips"),
+            rows=[
+                (k, f"{v['f1']:.3f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["support"])
+                for k, v in worst_classes
+            ],
+            images=["per_class.png"],
+        ),
+        Section(
+            "Per-speaker accuracy",
+            [
+                f"{spread['speakers']} speakers: mean {spread['mean']:.3f}, "
+                f"std {spread['std']:.3f}, min {spread['min']:.3f}, quartiles "
+                f"{spread['q25']:.3f} / {spread['median']:.3f} / {spread['q75']:.3f}, "
+                f"max {spread['max']:.3f}."
+            ],
+            ("worst speakers", "accuracy", "clips"),
+            [(w["speaker"], f"{w['accuracy']:.3f}", w["clips"]) for w in spread["worst"]],
+        ),
+        Section("Calibration", images=["calibration.png"]),
+        Section(
+            "Configuration",
+            [
+                f"Checkpoint `{metrics['checkpoint']}`, sha256 {metrics['checkpoint_sha256']}.",
+                "Labels: " + ", ".join(settings["labels"]) + ".",
+                "Model: " + ", ".join(f"{k}={v}" for k, v in settings["model"].items()) + ".",
+                "Features: " + ", ".join(f"{k}={v}" for k, v in settings["features"].items()) + ".",
+            ]
+            + ([f"Training config:\n{config}"] if config else []),
+        ),
+    ]
+    return sections
+
+
+def _training_config(ckpt_path: Path) -> str | None:
+    """The resolved Hydra config of the run the checkpoint came from, if it sits in a run dir."""
+    for parent in list(ckpt_path.resolve().parents)[:2]:
+        candidate = parent / ".hydra" / "config.yaml"
+        if candidate.is_file():
+            return candidate.read_text()
+    return None
+
+
+def _print_summary(metrics: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{metrics['split']} split, {metrics['clips']} clips")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    headline = (
+        ("accuracy", "accuracy"),
+        ("top-3 accuracy", "top3_accuracy"),
+        ("ECE", "expected_calibration_error"),
+    )
+    for name, key in headline:
+        table.add_row(name, f"{metrics[key]:.4f}")
+    table.add_row("macro F1", f"{metrics['macro']['f1']:.4f}")
+    Console().print(table)
+    print(f"report: {out / 'report.html'}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,142 @@
+"""LightningModule around StackedLSTMClassifier: loss, AdamW, LR schedule, accuracy metrics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from speechrnn.augment import batch_seed
+from speechrnn.errors import ConfigError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig, StackedLSTMClassifier
+
+SCHEDULES = ("cosine", "onecycle")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser, schedule and loss settings (the `optim:` section)."""
+
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.grad_clip < 0:
+            raise ConfigError("optim.weight_decay, warmup_epochs and grad_clip cannot be negative")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+
+
+class SpeechCommandsModule(L.LightningModule):
+    """Trains the classifier on (waves (B, T), targets (B,)) batches; plain values in, plain out."""
+
+    def __init__(
+        self,
+        labels: list[str],
+        features: dict[str, Any],
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = StackedLSTMClassifier(labels, FeatureConfig(**features), ModelConfig(**model))
+        self.optim = OptimConfig(**optim)
+        self.seed = seed
+        classes = len(labels)
+        self.train_acc = MulticlassAccuracy(num_classes=classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=classes, average="micro")
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.model(waves)  # (B, classes)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout and SpecAugment draw from (seed, epoch, batch) alone, so a resumed run draws
+        # what an uninterrupted one would (Lightning skips on_train_epoch_start on some restarts).
+        torch.manual_seed(batch_seed(self.seed, self.current_epoch, batch_idx))
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        waves, targets = batch  # (B, T), (B,)
+        logits = self.model(waves)  # (B, classes)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.optim.label_smoothing)
+        self.train_acc(logits, targets)
+        self.log("train/loss", loss, prog_bar=True, batch_size=targets.shape[0])
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc)
+
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metric: MulticlassAccuracy
+    ) -> None:
+        waves, targets = batch  # (B, T), (B,)
+        logits = self.model(waves)  # (B, classes)
+        loss = F.cross_entropy(logits, targets)
+        metric(logits, targets)
+        size = targets.shape[0]
+        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=size)
+        self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=size)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay = [p for n, p in self.model.named_parameters() if p.ndim > 1 and "bias" not in n]
+        no_decay = [p for n, p in self.model.named_parameters() if p.ndim <= 1 or "bias" in n]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.optim.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.optim.lr,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = min(total - 1, round(total * self.optim.warmup_epochs / epochs))
+        if self.optim.schedule == "onecycle":
+            scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.optim.lr, total_steps=total, pct_start=max(warmup, 1) / total
+            )
+        else:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["speechrnn"] = self.model.metadata()
+
+
+def warmup_cosine(warmup: int, total: int) -> Any:
+    """LR multiplier per step: linear warm-up over `warmup` steps, then cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor

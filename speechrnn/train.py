@@ -1,0 +1,244 @@
+"""train(cfg): build data, model and Lightning Trainer from a composed config; write the run dir."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch import callbacks as cb
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from speechrnn.augment import AugmentConfig
+from speechrnn.config import from_mapping, hydra_output_dir
+from speechrnn.data.config import DataConfig
+from speechrnn.data.datamodule import SpeechCommandsDataModule
+from speechrnn.errors import ConfigError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig
+from speechrnn.module import OptimConfig, SpeechCommandsModule
+
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Lightning Trainer settings (the `trainer` group)."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "auto"
+    max_epochs: int = 30
+    early_stopping_patience: int = 0
+    fast_dev_run: bool = False
+    limit_train_batches: float = 1.0
+    log_every_n_steps: int = 20
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1 or self.num_nodes < 1 or self.log_every_n_steps < 1:
+            raise ConfigError("trainer.max_epochs, num_nodes and log_every_n_steps must be >= 1")
+        if self.early_stopping_patience < 0:
+            raise ConfigError("trainer.early_stopping_patience cannot be negative")
+        if not 0.0 < self.limit_train_batches <= 1.0:
+            raise ConfigError("trainer.limit_train_batches must be in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}")
+
+    def resolved_precision(self) -> str:
+        if self.precision != "auto":
+            return self.precision
+        gpu = self.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every section of conf/train.yaml, typed and checked before anything heavy starts."""
+
+    data: DataConfig
+    model: ModelConfig
+    trainer: TrainerConfig
+    features: FeatureConfig
+    augment: AugmentConfig
+    optim: OptimConfig
+    seed: int
+    run_dir: Path
+    ckpt_path: Path | None
+    evaluate: bool
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> TrainSettings:
+        run_dir = Path(cfg.get("run_dir") or hydra_output_dir())
+        ckpt = cfg.get("ckpt_path")
+        if cfg.get("resume") and not ckpt:
+            ckpt = run_dir / "checkpoints" / "last.ckpt"
+            if not ckpt.is_file():
+                raise ConfigError(
+                    f"resume=true but {ckpt} does not exist (set hydra.run.dir=<run>)"
+                )
+        if ckpt and not Path(ckpt).is_file():
+            raise ConfigError(f"ckpt_path: {ckpt} does not exist")
+        seed = cfg.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"seed: expected an integer, got {seed!r}")
+        return cls(
+            data=from_mapping(DataConfig, cfg.data, "data"),
+            model=from_mapping(ModelConfig, cfg.model, "model"),
+            trainer=from_mapping(TrainerConfig, cfg.trainer, "trainer"),
+            features=from_mapping(FeatureConfig, cfg.features, "features"),
+            augment=from_mapping(AugmentConfig, cfg.augment, "augment"),
+            optim=from_mapping(OptimConfig, cfg.optim, "optim"),
+            seed=seed,
+            run_dir=run_dir,
+            ckpt_path=Path(ckpt) if ckpt else None,
+            evaluate=bool(cfg.get("evaluate", True)),
+        )
+
+
+class Throughput(L.Callback):
+    """Counts training clips and the seconds spent in training batches (validation excluded)."""
+
+    def __init__(self) -> None:
+        self.clips = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, out: Any, batch: Any, idx: int
+    ) -> None:
+        self.seconds += time.perf_counter() - self._start
+        self.clips += int(batch[1].shape[0]) * trainer.world_size
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips / self.seconds if self.seconds else 0.0
+
+
+def train(cfg: Any) -> dict[str, Any]:
+    """Train, test the best checkpoint, write metrics.json (and the report) into the run dir."""
+    settings = TrainSettings.from_config(cfg)
+    run_dir = settings.run_dir
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=settings.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = SpeechCommandsModule(
+        labels=list(datamodule.labels),
+        features=asdict(settings.features),
+        model=asdict(settings.model),
+        optim=asdict(settings.optim),
+        seed=settings.seed,
+    )
+    print(f"model: {module.model.num_parameters():,} parameters, {len(datamodule.labels)} labels")
+    throughput = Throughput()
+    trainer = _make_trainer(settings, throughput)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path)
+    wall = time.perf_counter() - started
+    best = _best_checkpoint(trainer)
+    tested = trainer.test(
+        module, datamodule=datamodule, ckpt_path=best and str(best), verbose=False
+    )
+    if not trainer.is_global_zero:
+        return {}
+    metrics = _run_metrics(trainer, module, best, tested, wall, throughput)
+    if settings.evaluate and best is not None:
+        metrics["report_dir"] = str(_write_report(best, settings, run_dir))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    val, test = metrics["best_val_acc"], metrics["test_acc"]
+    print(f"run dir: {run_dir}  best val/acc {val}  test/acc {test}")
+    return metrics
+
+
+def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
+    tcfg, run_dir = settings.trainer, settings.run_dir
+    callbacks: list[L.Callback] = [
+        cb.ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-epoch{epoch:03d}",
+            auto_insert_metric_name=False,
+            monitor="val/acc",
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+        ),
+        cb.LearningRateMonitor(logging_interval="step"),
+        throughput,
+    ]
+    if tcfg.early_stopping_patience:
+        callbacks.append(
+            cb.EarlyStopping("val/acc", mode="max", patience=tcfg.early_stopping_patience)
+        )
+    if tcfg.progress_bar:
+        callbacks.append(cb.RichProgressBar())
+    cpu = tcfg.accelerator == "cpu" or not torch.cuda.is_available()
+    return L.Trainer(
+        accelerator=tcfg.accelerator,
+        devices=tcfg.devices,
+        strategy=tcfg.strategy,
+        num_nodes=tcfg.num_nodes,
+        precision=tcfg.resolved_precision(),  # type: ignore[arg-type]
+        max_epochs=tcfg.max_epochs,
+        fast_dev_run=tcfg.fast_dev_run,
+        limit_train_batches=tcfg.limit_train_batches,
+        log_every_n_steps=tcfg.log_every_n_steps,
+        gradient_clip_val=settings.optim.grad_clip or None,
+        deterministic=cpu,
+        callbacks=callbacks,
+        enable_progress_bar=tcfg.progress_bar,
+        logger=[
+            TensorBoardLogger(run_dir, name="tensorboard", version=""),
+            CSVLogger(
+                run_dir, name="csv", version="", flush_logs_every_n_steps=tcfg.log_every_n_steps
+            ),
+        ],
+        default_root_dir=run_dir,
+    )
+
+
+def _best_checkpoint(trainer: L.Trainer) -> Path | None:
+    """The best checkpoint on val/acc; None when none was saved (fast_dev_run)."""
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    return Path(best) if best else None
+
+
+def _run_metrics(
+    trainer: L.Trainer,
+    module: SpeechCommandsModule,
+    best: Path | None,
+    tested: list[dict[str, float]],
+    wall: float,
+    throughput: Throughput,
+) -> dict[str, Any]:
+    checkpoint = trainer.checkpoint_callback
+    score = getattr(checkpoint, "best_model_score", None)
+    return {
+        "best_val_acc": float(score) if score is not None else None,
+        "test_acc": float(tested[0]["test/acc"]) if tested else None,
+        "epochs": int(trainer.current_epoch),
+        "wall_seconds": round(wall, 2),
+        "train_clips_per_second": round(throughput.clips_per_second, 1),
+        "parameters": module.model.num_parameters(),
+        "labels": module.model.labels,
+        "best_checkpoint": str(best) if best else None,
+    }
+
+
+def _write_report(best: Path, settings: TrainSettings, run_dir: Path) -> Path:
+    from speechrnn.evaluate import evaluate
+
+    return evaluate(
+        best, settings.data, split="test", report_dir=run_dir / "report", seed=settings.seed
+    )
