@@ -146,8 +146,11 @@ def test_directories_are_searched_recursively_and_globs_expand(tmp_path: Path) -
     assert "no audio files match" in str(missing)
 
 
-def test_checkpoint_path_imports_neither_lightning_nor_hydra(ckpt: Path, clips: list[Path]) -> None:
-    loaded = modules_loaded_by_cli(ckpt, clips[0])
+@pytest.mark.parametrize("model", ["ckpt", "trained_checkpoint"])  # standalone .pt, Lightning .ckpt
+def test_checkpoint_path_imports_neither_lightning_nor_hydra(
+    model: str, clips: list[Path], request: pytest.FixtureRequest
+) -> None:
+    loaded = modules_loaded_by_cli(request.getfixturevalue(model), clips[0])
     assert "torch" in loaded
     assert not loaded & {"lightning", "pytorch_lightning", "hydra", "omegaconf", "onnxruntime"}
 
