@@ -1,4 +1,4 @@
-"""Training augmentation as seeded batched tensor ops on the batch's device: shift, noise, gain."""
+"""Training augmentation as seeded batched ops on the batch's device: speed, shift, noise, gain."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class AugmentConfig:
     noise_prob: float = 0.8
     noise_volume: float = 0.1
     gain_db: float = 0.0
+    speed: float = 0.0  # playback rate uniform in [1 - speed, 1 + speed]; pitch moves with it
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.time_shift_ms <= 500.0:
@@ -34,6 +35,8 @@ class AugmentConfig:
                 raise ConfigError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.gain_db <= 40.0:
             raise ConfigError(f"augment.gain_db must be in [0, 40], got {self.gain_db}")
+        if not 0.0 <= self.speed <= 0.3:
+            raise ConfigError(f"augment.speed must be in [0, 0.3], got {self.speed}")
 
     @property
     def shift_samples(self) -> int:
@@ -116,6 +119,23 @@ def time_shift(wave: torch.Tensor, shifts: torch.Tensor, max_shift: int) -> torc
     return windows[rows, max_shift - shifts]  # (B, T)
 
 
+def change_speed(wave: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+    """Row i played rates[i] times as fast about its centre (linear interpolation, zero-filled)."""
+    samples = wave.shape[1]
+    centre = (samples - 1) / 2
+    steps = torch.arange(samples, device=wave.device, dtype=wave.dtype) - centre  # (T,)
+    pos = steps * rates[:, None] + centre  # (B, T) where each output sample reads
+    left = pos.floor()
+    frac = pos - left  # (B, T)
+    left = left.long()
+    out = torch.zeros_like(wave)
+    for index, weight in ((left, 1.0 - frac), (left + 1, frac)):
+        inside = (index >= 0) & (index < samples)  # (B, T)
+        picked = wave.gather(1, index.clamp(0, samples - 1))  # (B, T)
+        out += picked * weight * inside
+    return out
+
+
 def mix_noise(
     wave: torch.Tensor, bank: NoiseBank, prob: float, volume: float, gen: torch.Generator
 ) -> torch.Tensor:
@@ -137,6 +157,10 @@ def augment(
     wave: torch.Tensor, config: AugmentConfig, bank: NoiseBank | None, gen: torch.Generator
 ) -> torch.Tensor:
     """(B, T) float32 in [-1, 1] -> augmented (B, T), clipped to [-1, 1]; `gen` on wave's device."""
+    if config.speed > 0:
+        low, high = 1.0 - config.speed, 1.0 + config.speed
+        rates = low + (high - low) * torch.rand(wave.shape[0], generator=gen, device=wave.device)
+        wave = change_speed(wave, rates)
     shift = config.shift_samples
     if shift:
         size = (wave.shape[0],)

@@ -10,6 +10,7 @@ from speechrnn.augment import (
     AugmentConfig,
     NoiseBank,
     augment,
+    change_speed,
     mix_noise,
     random_gain,
     time_shift,
@@ -94,8 +95,35 @@ def test_gain_range() -> None:
     assert scaled.min() < 0.55 and scaled.max() > 1.9
 
 
+def test_speed_change_scales_frequency_and_keeps_the_centre() -> None:
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 500 * t).repeat(3, 1)  # (3, T)
+    rates = torch.tensor([1.0, 0.9, 1.1])
+    out = change_speed(tone, rates)
+    torch.testing.assert_close(out[0], tone[0], atol=1e-4, rtol=0)
+    core = out[:, 2000:14000]  # away from the zero-filled ends
+    peaks = torch.fft.rfft(core * torch.hann_window(core.shape[1])).abs().argmax(dim=1)
+    hz = peaks.float() * 16000 / core.shape[1]
+    torch.testing.assert_close(hz, 500 * rates, atol=3.0, rtol=0)
+    impulse = torch.zeros(2, 16001)
+    impulse[:, 8000] = 1.0  # the centre sample stays where it is at any rate
+    assert change_speed(impulse, torch.tensor([0.95, 1.05]))[:, 8000].tolist() == [1.0, 1.0]
+    slow = change_speed(torch.ones(1, 16000), torch.tensor([1.2]))
+    assert slow[0, 0] == 0 and slow[0, 8000] == 1  # reading past the ends gives silence
+
+
+def test_speed_is_off_by_default_and_in_range() -> None:
+    wave = torch.rand(4, 16000) * 2 - 1
+    plain = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0)
+    assert torch.equal(augment(wave, plain, None, _gen()), wave)
+    sped = augment(wave, AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, speed=0.1), None, _gen())
+    assert not torch.equal(sped, wave)
+    with pytest.raises(ConfigError, match=r"augment\.speed must be in"):
+        AugmentConfig(speed=0.5)
+
+
 def test_same_seed_same_batch() -> None:
-    config = AugmentConfig(gain_db=3.0)
+    config = AugmentConfig(gain_db=3.0, speed=0.05)
     wave = torch.rand(16, 16000) * 2 - 1
     first = augment(wave, config, _quiet_bank(), _gen(7))
     assert torch.equal(first, augment(wave, config, _quiet_bank(), _gen(7)))

@@ -32,7 +32,7 @@ class DataConfig:
     words: tuple[str, ...] | None = COMMANDS
     silence_share: float = 0.1
     unknown_share: float = 0.1
-    batch_size: int = 256
+    batch_size: int = 64
     resident: bool | str = "auto"
     synthetic: bool = False
     synthetic_speakers: int | None = None

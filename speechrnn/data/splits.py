@@ -59,7 +59,7 @@ def compose_split(
 ) -> SplitData:
     """Known clips + a fixed seeded _unknown_ draw (clip order), then seeded _silence_ clips."""
     cached, plan = eval_plan(corpus, split, labels, data)
-    if not plan.known.size:
+    if not plan.known.size and cached.words:
         words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
         raise DataError(
             f"{corpus.root}: the labels' words ({', '.join(words)}) share nothing with the "

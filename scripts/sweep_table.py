@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Summarise speechrnn-train multiruns: one Markdown row per setting, mean and spread over seeds.
+
+    python scripts/sweep_table.py runs/sweeps/pooling [runs/sweeps/depth ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+IGNORED = ("seed=", "data.root=", "data.cache_dir=", "hydra.", "+sweep=", "trainer=", "run_dir=")
+
+
+def runs(folder: Path) -> list[tuple[str, dict[str, float]]]:
+    """(setting, metrics) for every finished run below `folder`."""
+    found = []
+    for metrics_file in sorted(folder.rglob("metrics.json")):
+        overrides_file = metrics_file.parent / ".hydra" / "overrides.yaml"
+        if not overrides_file.is_file():
+            continue
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        setting = " ".join(o for o in overrides if not o.startswith(IGNORED)) or "(defaults)"
+        found.append((setting, json.loads(metrics_file.read_text())))
+    return found
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def table(found: list[tuple[str, dict[str, float]]]) -> str:
+    grouped: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for setting, metrics in found:
+        grouped[setting].append(metrics)
+    lines = [
+        "| setting | seeds | val acc % | test acc % | worst test % | minutes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting, group in grouped.items():
+        tests = [m["test_acc"] for m in group]
+        minutes = statistics.fmean(m["wall_seconds"] for m in group) / 60
+        lines.append(
+            f"| `{setting}` | {len(group)} | {spread([m['best_val_acc'] for m in group])} "
+            f"| {spread(tests)} | {100 * min(tests):.1f} | {minutes:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="multirun dirs (searched below)")
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        found = runs(folder)
+        if not found:
+            print(f"error: no finished runs below {folder}", file=sys.stderr)
+            return 1
+        print(f"\n{folder}\n\n{table(found)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
