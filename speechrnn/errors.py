@@ -21,3 +21,7 @@ class DataError(SpeechRNNError):
 
 class CheckpointError(SpeechRNNError):
     """A model file is missing, corrupt or unsafe."""
+
+
+class ExportError(SpeechRNNError):
+    """A model cannot be exported faithfully (the exported graph disagrees with the eager model)."""

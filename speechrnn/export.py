@@ -1,0 +1,206 @@
+"""ONNX export with the MFCC front end inside the graph, parity-checked before it is written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from speechrnn import __version__
+from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
+from speechrnn.backends import ONNX_FORMAT, OnnxBackend
+from speechrnn.config import from_mapping
+from speechrnn.errors import AudioError, ConfigError, ExportError
+from speechrnn.inputs import expand_inputs
+from speechrnn.model import StackedLSTMClassifier, load_checkpoint
+
+OPSET = 18
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """speechrnn-export settings (conf/export.yaml)."""
+
+    ckpt_path: str
+    out: str = "model.onnx"
+    audio: str | None = None  # dir or glob of real clips for the parity check
+    max_clips: int = 64  # real clips used at most
+    tolerance: float = 1e-3  # max abs difference of probabilities allowed
+
+    def __post_init__(self) -> None:
+        if self.max_clips < 0:
+            raise ConfigError(f"export.max_clips cannot be negative, got {self.max_clips}")
+        if not 0.0 < self.tolerance < 1.0:
+            raise ConfigError(f"export.tolerance must be in (0, 1), got {self.tolerance}")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the model went and how closely it matches the eager model."""
+
+    path: Path
+    labels: list[str]
+    max_abs_diff: float
+    clips: int
+
+
+class Probabilities(nn.Module):
+    """The exported graph: (B, 16000) raw audio -> (B, classes) probabilities."""
+
+    def __init__(self, model: StackedLSTMClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.model(wave).softmax(dim=-1)  # (B, classes)
+
+
+def probe_signals(count: int = 12, seed: int = 0) -> np.ndarray:
+    """(count, 16000) deterministic probes in [-1, 1], each an event over faint noise.
+
+    A beep, a chirp, a vowel-like burst, clicks, clipping, noise bursts, near-silence. Digital
+    silence and steady pure tones are left out: their normalised MFCCs are mostly amplified
+    rounding noise (and the predictors answer digital silence without the model).
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(CLIP_SAMPLES) / SAMPLE_RATE  # (T,)
+    envelope = np.exp(-(((t - 0.5) / 0.15) ** 2))  # (T,)
+    beep = (np.abs(t - 0.5) < 0.15) * np.sin(2 * np.pi * 440 * t)
+    clicks = np.zeros(CLIP_SAMPLES)
+    clicks[[2000, 7000, 7100, 12000]] = [0.9, -0.6, 0.5, 0.8]
+    vowel = np.sin(2 * np.pi * (180 + 120 * t) * t) * (1 + np.sin(2 * np.pi * 5 * t))
+    events = [
+        0.5 * beep,
+        0.3 * np.sin(2 * np.pi * (100 + 3000 * t) * t),
+        0.4 * envelope * vowel,
+        clicks,
+        np.clip(3 * envelope * np.sin(2 * np.pi * 250 * t), -1, 1),
+        np.zeros(CLIP_SAMPLES),  # near-silence: the floor noise alone
+    ]
+    while len(events) < count:
+        events.append(envelope * rng.uniform(0.05, 0.4) * rng.standard_normal(CLIP_SAMPLES))
+    floor = 1e-4 * rng.standard_normal((count, CLIP_SAMPLES))  # (count, T)
+    return np.clip(np.stack(events[:count]) + floor, -1, 1).astype(np.float32)
+
+
+def real_clips(audio: str, limit: int) -> np.ndarray:
+    """(n, 16000) clips from a dir or glob, as the model sees them; n <= limit, evenly spread."""
+    entries = expand_inputs([audio])
+    clips = []
+    for entry in entries[:: max(1, -(-len(entries) // max(1, limit)))][:limit]:
+        if isinstance(entry, AudioError):
+            raise entry
+        clips.append(load_audio(entry))
+    return np.stack(clips) if clips else np.zeros((0, CLIP_SAMPLES), np.float32)
+
+
+def export_onnx(
+    ckpt_path: str | os.PathLike[str],
+    out: str | os.PathLike[str] = "model.onnx",
+    audio: str | None = None,
+    max_clips: int = 64,
+    tolerance: float = 1e-3,
+) -> ExportResult:
+    """Export a checkpoint to ONNX, check it against eager on probes (+ real clips), write it."""
+    out = Path(out)
+    model = load_checkpoint(ckpt_path, "cpu")
+    clips = probe_signals()
+    if audio:
+        clips = np.concatenate([clips, real_clips(audio, max_clips)])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        _write_graph(model, tmp, _metadata(model, Path(ckpt_path)))
+        diff = _max_abs_diff(model, OnnxBackend(tmp), clips)
+        if not diff <= tolerance:
+            raise ExportError(
+                f"{out}: not written: the ONNX model differs from the eager model by "
+                f"{diff:.2e} (tolerance {tolerance:.0e})"
+            )
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, list(model.labels), diff, clips.shape[0])
+
+
+def _metadata(model: StackedLSTMClassifier, ckpt: Path) -> dict[str, str]:
+    return {
+        "format": ONNX_FORMAT,
+        "labels": json.dumps(list(model.labels)),
+        "features": json.dumps(asdict(model.feature_config)),
+        "model": json.dumps(asdict(model.config)),
+        "sample_rate": str(SAMPLE_RATE),
+        "clip_samples": str(CLIP_SAMPLES),
+        "source_checkpoint": ckpt.name,
+        "speechrnn_version": __version__,
+    }
+
+
+def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, str]) -> None:
+    """torch.onnx (dynamo) export with a dynamic batch axis; the exporter's chatter is muted."""
+    import onnx
+
+    example = torch.zeros(2, CLIP_SAMPLES)  # (B, T)
+    with _quiet():
+        program = torch.onnx.export(
+            Probabilities(model).eval(),
+            (example,),
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=OPSET,
+            input_names=["audio"],
+            output_names=["probabilities"],
+            verbose=False,
+        )
+    proto = program.model_proto
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save_model(proto, str(path))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Mute the exporter's progress prints, warnings and log records (Hydra logs INFO)."""
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(before)
+
+
+def _max_abs_diff(
+    model: StackedLSTMClassifier, onnx_model: OnnxBackend, clips: np.ndarray
+) -> float:
+    """Largest |p_onnx - p_eager| over the clips (batched, to exercise the dynamic axis)."""
+    with torch.inference_mode():
+        eager = model(torch.from_numpy(clips)).softmax(dim=-1).numpy()  # (N, classes)
+    exported = onnx_model(clips)  # (N, classes)
+    return float(np.abs(exported - eager).max())
+
+
+def export_config(cfg: Any) -> ExportResult:
+    """speechrnn-export entry: build ExportConfig from Hydra's cfg, export, print the outcome."""
+    settings = from_mapping(ExportConfig, cfg, "export")
+    result = export_onnx(
+        settings.ckpt_path, settings.out, settings.audio, settings.max_clips, settings.tolerance
+    )
+    print(
+        f"wrote {result.path} ({len(result.labels)} labels; max |p_onnx - p_torch| = "
+        f"{result.max_abs_diff:.1e} over {result.clips} clips)"
+    )
+    return result
