@@ -58,8 +58,9 @@ def table(found: list[tuple[str, dict[str, float]]]) -> str:
     for setting, group in grouped.items():
         tests = [m["test_acc"] for m in group]
         minutes = statistics.fmean(m["wall_seconds"] for m in group) / 60
+        vals = spread([m["best_val_acc"] for m in group])
         lines.append(
-            f"| `{setting or '(defaults)'}` | {len(group)} | {spread([m['best_val_acc'] for m in group])} "
+            f"| `{setting or '(defaults)'}` | {len(group)} | {vals} "
             f"| {spread(tests)} | {100 * min(tests):.1f} | {minutes:.1f} |"
         )
     return "\n".join(lines)
