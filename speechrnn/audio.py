@@ -22,10 +22,7 @@ def read_audio(
 ) -> np.ndarray:
     """Decode a whole file to float32 mono at `sample_rate`; raise AudioError naming the problem."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if not path.is_file():
-        raise AudioError(f"{path}: not a file")
+    _check_file(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -44,7 +41,10 @@ def read_audio(
     wave = data.mean(axis=1, dtype=np.float32)  # (T,)
     if not np.isfinite(wave).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    return resample(wave, rate, sample_rate)
+    wave = resample(wave, rate, sample_rate)
+    if wave.size == 0:
+        raise AudioError(f"{path}: no samples left after resampling to {sample_rate} Hz")
+    return wave
 
 
 def resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -71,6 +71,23 @@ def fit_clip(wave: np.ndarray, samples: int = CLIP_SAMPLES) -> np.ndarray:
 def load_audio(path: str | os.PathLike[str], samples: int = CLIP_SAMPLES) -> np.ndarray:
     """One clip, as the model sees it in training and inference: float32 (samples,) at 16 kHz."""
     return fit_clip(read_audio(path), samples)
+
+
+def _check_file(path: Path) -> None:
+    """Name the problems libsndfile reports only as 'System error' or a misleading reason."""
+    if path.is_symlink() and not path.exists():
+        raise AudioError(f"{path}: broken or looping symbolic link")
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if not path.is_file():  # never open a FIFO or device: that could block
+        raise AudioError(f"{path}: not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
 
 
 def _reason(exc: BaseException) -> str:

@@ -90,11 +90,7 @@ class Predictor:
             return str(source).split(": ", 1)[0], source
         path = Path(source)
         try:
-            _check_readable(path)
-            wave = read_audio(path, max_seconds=self.max_seconds)
-            if wave.size == 0:
-                raise AudioError(f"{path}: no samples left after resampling to {SAMPLE_RATE} Hz")
-            return str(source), wave
+            return str(source), read_audio(path, max_seconds=self.max_seconds)
         except SpeechRNNError as exc:
             return str(source), exc
         except (OSError, ValueError, RuntimeError, MemoryError) as exc:
@@ -120,20 +116,6 @@ class Predictor:
             posteriors = np.concatenate([self.probabilities(b) for b in windows])  # (N, C)
             detections = detect(wave, posteriors, self.labels, cfg)
         return Prediction(name, label, probability, top, round(duration, 4), detections)
-
-
-def _check_readable(path: Path) -> None:
-    """Name the problems libsndfile reports only as 'System error'."""
-    if path.is_symlink() and not path.exists():
-        raise AudioError(f"{path}: broken or looping symbolic link")
-    if path.is_file():  # never open a FIFO or device: that could block
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
-        if path.stat().st_size == 0:
-            raise AudioError(f"{path}: empty file (0 bytes)")
 
 
 def load_model(

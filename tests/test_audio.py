@@ -70,7 +70,8 @@ def test_resample_identity_and_length() -> None:
     ("make", "message"),
     [
         (lambda p: None, "no such file"),
-        (lambda p: p.write_bytes(b""), "cannot decode"),
+        (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+        (lambda p: p.symlink_to(p.with_name("gone.wav")), "broken or looping symbolic link"),
         (lambda p: p.write_bytes(np.random.default_rng(0).bytes(5000)), "cannot decode"),
         (lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt "), "cannot decode"),
         (lambda p: sf.write(p, np.zeros(0, np.float32), 16000), "empty"),
