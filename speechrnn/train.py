@@ -50,6 +50,11 @@ class TrainerConfig:
             raise ConfigError("trainer.limit_train_batches must be in (0, 1]")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}")
+        if self.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={self.accelerator} but torch sees no CUDA GPU; "
+                "use trainer=cpu or trainer=auto"
+            )
 
     def resolved_precision(self) -> str:
         if self.precision != "auto":

@@ -40,6 +40,10 @@ def test_every_config_group_composes_and_validates(
     compose_train: Callable[[list[str]], DictConfig], group: str, option: str, tmp_path: Path
 ) -> None:
     cfg = compose_train([f"{group}={option}", f"run_dir={tmp_path}"])
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="torch sees no CUDA GPU; use trainer=cpu"):
+            TrainSettings.from_config(cfg)
+        cfg.trainer.accelerator = "cpu"  # the rest of the group still has to validate
     settings = TrainSettings.from_config(cfg)
     assert settings.run_dir == tmp_path
     if group == "trainer" and option == "ddp":
