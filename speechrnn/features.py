@@ -10,6 +10,8 @@ from torch import nn
 
 from speechrnn.errors import ConfigError
 
+NORMALIZATIONS = ("mean", "meanvar", "none")
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -24,10 +26,17 @@ class FeatureConfig:
     f_min: float = 20.0
     f_max: float = 7_600.0
     top_db: float = 80.0
-    normalize: bool = True
+    normalize: str = "mean"  # per clip: "mean" (subtract), "meanvar" (and unit std), "none"
+    scale_db: float = 10.0  # dB per feature unit after normalisation ("mean" and "none")
 
     def __post_init__(self) -> None:
-        for name in ("sample_rate", "n_mfcc", "n_mels", "n_fft", "win_ms", "hop_ms", "top_db"):
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(
+                f"features.normalize must be one of {', '.join(NORMALIZATIONS)}, "
+                f"got {self.normalize!r}"
+            )
+        names = ("sample_rate", "n_mfcc", "n_mels", "n_fft", "win_ms", "hop_ms", "top_db")
+        for name in (*names, "scale_db"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"features.{name} must be positive, got {getattr(self, name)}")
         if self.n_mfcc > self.n_mels:
@@ -86,11 +95,11 @@ class MFCC(nn.Module):
             floor = db.amax(dim=(1, 2), keepdim=True) - self.config.top_db  # (B, 1, 1)
             db = torch.maximum(db, floor)
             mfcc = db.transpose(1, 2) @ self.dct  # (B, frames, n_mfcc)
-            if self.config.normalize:
-                mean = mfcc.mean(dim=1, keepdim=True)  # (B, 1, n_mfcc)
-                std = mfcc.std(dim=1, keepdim=True)  # (B, 1, n_mfcc)
-                mfcc = (mfcc - mean) / (std + 1e-5)
-        return mfcc
+            if self.config.normalize != "none":
+                mfcc = mfcc - mfcc.mean(dim=1, keepdim=True)  # per clip and coefficient
+            if self.config.normalize == "meanvar":
+                return mfcc / (mfcc.std(dim=1, keepdim=True) + 1e-5)
+        return mfcc / self.config.scale_db
 
 
 class SpecAugment(nn.Module):

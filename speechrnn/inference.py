@@ -10,7 +10,6 @@ import numpy as np
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 CLIP_SECONDS = 1.25  # audio up to this long is one clip; longer audio is scanned
-SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) is digital silence
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,3 @@ def decide(
     best = int(order[0])
     label = labels[best] if probs[best] >= threshold else UNKNOWN
     return label, float(probs[best]), [(labels[i], float(probs[i])) for i in order]
-
-
-def silence_gate(batch: np.ndarray, probs: np.ndarray, labels: list[str]) -> np.ndarray:
-    """Digital-silence clips of (B, T) get a certain `_silence_` when the model has that label."""
-    if SILENCE not in labels:
-        return probs
-    quiet = np.abs(batch).max(axis=1) < SILENCE_PEAK  # (B,)
-    if quiet.any():
-        probs = probs.copy()
-        probs[quiet] = np.eye(len(labels), dtype=probs.dtype)[labels.index(SILENCE)]
-    return probs

@@ -17,6 +17,8 @@ from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
 
 POOLINGS = ("last", "mean", "attention")
+SILENCE = "_silence_"
+SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) carries no signal
 FORMAT = "speechrnn-checkpoint/1"
 
 
@@ -99,6 +101,10 @@ class StackedLSTMClassifier(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.output_size, len(labels))
+        silent = torch.zeros(len(labels))  # (classes,) logits for a clip without signal
+        if SILENCE in labels:
+            silent[labels.index(SILENCE)] = 50.0
+        self.register_buffer("silent_logits", silent, persistent=False)
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, frames, n_mfcc), SpecAugment applied in training mode."""
@@ -106,7 +112,12 @@ class StackedLSTMClassifier(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         seq, _ = self.lstm(self.features(wave))  # (B, F, D)
-        return self.head(self.dropout(self.pool(seq)))  # (B, classes)
+        logits = self.head(self.dropout(self.pool(seq)))  # (B, classes)
+        if SILENCE not in self.labels:
+            return logits
+        # Digital silence has no features to learn from: it is `_silence_`, in every path.
+        quiet = wave.abs().amax(dim=1, keepdim=True) < SILENCE_PEAK  # (B, 1)
+        return torch.where(quiet, self.silent_logits.to(logits.dtype), logits)
 
     def pool(self, seq: torch.Tensor) -> torch.Tensor:
         """(B, F, D) -> (B, D) by the configured pooling."""

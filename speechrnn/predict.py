@@ -15,7 +15,7 @@ import numpy as np
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, fit_clip, read_audio, resample
 from speechrnn.backends import Backend, open_backend
 from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
-from speechrnn.inference import CLIP_SECONDS, Prediction, decide, silence_gate
+from speechrnn.inference import CLIP_SECONDS, Prediction, decide
 from speechrnn.inputs import expand_inputs
 from speechrnn.streaming import StreamConfig, detect, iter_windows
 
@@ -47,8 +47,8 @@ class Predictor:
         self.max_seconds = max_seconds
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """(B, 16000) float32 clips -> (B, classes); digital silence is `_silence_`."""
-        return silence_gate(batch, self.backend(batch), self.labels)
+        """(B, 16000) float32 clips -> (B, classes)."""
+        return self.backend(batch)
 
     def predict(self, source: Source | np.ndarray, sample_rate: int = SAMPLE_RATE) -> Prediction:
         """Classify a file (any format) or a float waveform, (T,) or (T, channels).

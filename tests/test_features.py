@@ -25,7 +25,7 @@ def test_default_shape_is_101_frames_of_40() -> None:
 
 
 def test_clip_features_do_not_depend_on_batch_mates() -> None:
-    mfcc = MFCC(FeatureConfig(normalize=False))
+    mfcc = MFCC(FeatureConfig(normalize="none", scale_db=1.0))
     quiet = torch.from_numpy(_speechlike(0, scale=1e-3))
     loud = torch.from_numpy(_speechlike(1, scale=0.9))
     alone = mfcc(quiet[None])[0]
@@ -34,7 +34,7 @@ def test_clip_features_do_not_depend_on_batch_mates() -> None:
 
 
 def test_torchaudio_matches_librosa_with_settings_pinned() -> None:
-    cfg = FeatureConfig(normalize=False)
+    cfg = FeatureConfig(normalize="none", scale_db=1.0)
     wave = _speechlike(2)
     ours = MFCC(cfg)(torch.from_numpy(wave)[None])[0].numpy()  # (frames, n_mfcc)
     mel = librosa.feature.melspectrogram(
@@ -59,10 +59,16 @@ def test_torchaudio_matches_librosa_with_settings_pinned() -> None:
     np.testing.assert_allclose(ours, theirs, atol=2e-3, rtol=1e-4)
 
 
-def test_normalised_features_are_zero_mean_unit_std_per_coefficient() -> None:
-    feats = MFCC(FeatureConfig())(torch.from_numpy(_speechlike(3))[None])[0]
-    assert feats.mean(0).abs().max() < 1e-4
-    assert (feats.std(0) - 1).abs().max() < 1e-3
+def test_normalisations_per_clip_and_coefficient() -> None:
+    wave = torch.from_numpy(_speechlike(3))[None]
+    raw = MFCC(FeatureConfig(normalize="none", scale_db=1.0))(wave)[0]  # (frames, n_mfcc)
+    mean = MFCC(FeatureConfig())(wave)[0]
+    torch.testing.assert_close(mean, (raw - raw.mean(0)) / 10.0, atol=1e-4, rtol=1e-4)
+    assert mean.mean(0).abs().max() < 1e-4
+    meanvar = MFCC(FeatureConfig(normalize="meanvar"))(wave)[0]
+    assert meanvar.mean(0).abs().max() < 1e-4 and (meanvar.std(0) - 1).abs().max() < 1e-3
+    louder = MFCC(FeatureConfig())(wave * 10)[0]  # mean removal makes features level-free
+    torch.testing.assert_close(louder, mean, atol=1e-3, rtol=1e-3)
 
 
 def test_silence_gives_finite_features() -> None:
@@ -85,7 +91,15 @@ def test_specaugment_masks_in_training_only() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"n_mfcc": 80}, {"win_ms": 50.0}, {"f_max": 9000.0}, {"hop_ms": 0.0}]
+    "kwargs",
+    [
+        {"n_mfcc": 80},
+        {"win_ms": 50.0},
+        {"f_max": 9000.0},
+        {"hop_ms": 0.0},
+        {"normalize": "cmvn"},
+        {"scale_db": 0.0},
+    ],
 )
 def test_bad_feature_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ConfigError, match="features"):

@@ -105,3 +105,17 @@ def test_foreign_checkpoint_is_named(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a speechrnn checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_digital_silence_is_silence_in_the_model_itself() -> None:
+    model = _model().eval()
+    waves = torch.zeros(3, 16000)
+    waves[1] = 5e-5  # below -80 dBFS: still no signal
+    waves[2] = torch.randn(16000) * 0.1
+    with torch.no_grad():
+        probs = model(waves).softmax(-1)
+    silence = LABELS.index("_silence_")
+    assert probs[0, silence] > 0.999 and probs[1, silence] > 0.999
+    assert probs[2, silence] < 0.999
+    words_only = StackedLSTMClassifier(["yes", "no"], FeatureConfig(), ModelConfig(hidden_size=8))
+    assert words_only.eval()(torch.zeros(1, 16000)).shape == (1, 2)
