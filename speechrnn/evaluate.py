@@ -48,7 +48,7 @@ def evaluate(
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     ckpt_path, out = Path(ckpt_path), Path(report_dir)
     model = load_checkpoint(ckpt_path, resolve_device(device))
-    clips = load_split(data, split, model.labels, seed=seed)
+    clips = load_split(data, split, model.labels, seed=seed, progress=progress)
     probs = predict_probabilities(model, clips.waves, batch_size, progress)  # (N, C)
     metrics = classification_metrics(clips.targets, probs, model.labels, clips.speakers)
     metrics.update(
@@ -99,7 +99,7 @@ def predict_probabilities(
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("evaluating", total=len(waves))
         for start in range(0, len(waves), batch_size):
-            chunk = torch.from_numpy(np.asarray(waves[start : start + batch_size]))  # (b, T) int16
+            chunk = torch.from_numpy(np.array(waves[start : start + batch_size]))  # (b, T) int16
             batch = chunk.to(device, non_blocking=True).float() / 32768.0  # (b, T)
             out[start : start + len(chunk)] = model(batch).softmax(dim=-1).cpu().numpy()
             bar.advance(task, len(chunk))

@@ -14,6 +14,12 @@ GSC_V2_URL = (
     "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 )
 GSC_V2_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
+GSC_V2_TEST_URL = (
+    "https://storage.googleapis.com/download.tensorflow.org/data/"
+    "speech_commands_test_set_v0.02.tar.gz"
+)
+GSC_V2_TEST_SHA256 = "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df"
+OFFICIAL_TEST_SET = "official"
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
@@ -37,6 +43,9 @@ class DataConfig:
     synthetic: bool = False
     synthetic_speakers: int | None = None
     cache_workers: int | None = None
+    test_set: str | None = None  # null: the corpus's test split; official; or a local dir
+    test_url: str | None = GSC_V2_TEST_URL
+    test_sha256: str | None = GSC_V2_TEST_SHA256
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -49,8 +58,18 @@ class DataConfig:
             raise ConfigError(f"data.batch_size must be at least 1, got {self.batch_size}")
         if isinstance(self.resident, str) and self.resident != "auto":
             raise ConfigError(f"data.resident must be auto, true or false, got {self.resident!r}")
-        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
-            raise ConfigError(f"data.sha256 must be 64 hex digits or null, got {self.sha256!r}")
+        for name in ("sha256", "test_sha256"):
+            digest = getattr(self, name)
+            if digest is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ConfigError(f"data.{name} must be 64 hex digits or null, got {digest!r}")
+        if self.test_set is not None and not self.test_set.strip():
+            raise ConfigError(
+                "data.test_set is empty; give official, a test-set directory, or null"
+            )
+        if self.test_set == OFFICIAL_TEST_SET and not self.test_url:
+            raise ConfigError(
+                "data.test_set=official needs data.test_url (the official test-set archive)"
+            )
         for name in ("synthetic_speakers", "cache_workers"):
             value = getattr(self, name)
             if value is not None and value < 1:

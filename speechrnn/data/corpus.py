@@ -26,9 +26,17 @@ def word_of(rel: str) -> str:
 
 
 def speaker_of(rel: str) -> str:
-    """The speaker id: the file name before `_nohash_` (the whole stem when it has none)."""
+    """The speaker id: the file name before `_nohash_` (the whole stem when it has none).
+
+    In the official test set's `_unknown_/<word>_<speaker>_nohash_<n>.wav` the word prefix is
+    dropped; its `_silence_/` noise crops have no speaker ("").
+    """
+    folder = word_of(rel)
+    if folder == SILENCE:
+        return ""
     stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return stem.split("_nohash_", 1)[0]
+    speaker = stem.split("_nohash_", 1)[0]
+    return speaker.split("_", 1)[-1] if folder == UNKNOWN else speaker
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ def scan_corpus(root: Path) -> CorpusIndex:
     words = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.is_dir() and (entry.name == NOISE_DIR or not entry.name.startswith("_")):
-            found = _scan_wavs(Path(entry.path), entry.name, stats)
+            found = scan_wavs(Path(entry.path), entry.name, stats)
             if found and entry.name != NOISE_DIR:
                 words.append(entry.name)
     if not words:
@@ -77,7 +85,8 @@ def scan_corpus(root: Path) -> CorpusIndex:
     return CorpusIndex(root, tuple(words), splits, noise, stats)
 
 
-def _scan_wavs(folder: Path, word: str, stats: dict[str, tuple[int, int]]) -> bool:
+def scan_wavs(folder: Path, word: str, stats: dict[str, tuple[int, int]]) -> bool:
+    """Add `word/<file>` -> (size, mtime) to `stats` for each WAV in `folder`; True if any."""
     found = False
     for entry in os.scandir(folder):
         if entry.name.lower().endswith(AUDIO_SUFFIX) and entry.is_file():

@@ -16,7 +16,7 @@ from speechrnn.data.cache import PCM_SCALE
 from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import TaskPlan, plan_task
 from speechrnn.data.prepare import Corpus, open_corpus, prepare
-from speechrnn.data.splits import SplitData, compose_split
+from speechrnn.data.splits import SplitData, compose_split, load_split
 from speechrnn.errors import DataError
 
 EVAL_SEED = 0  # validation/test sets stay the same whatever the training seed
@@ -173,10 +173,13 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return len(self.eval_set("test"))
 
     def eval_set(self, split: str) -> SplitData:
-        """The fixed validation or test set (the same one `load_split` builds)."""
+        """The fixed validation or test set (the same one `load_split` builds; data.test_set's)."""
         if split not in self._eval_sets:
-            corpus = self._require(self.corpus)
-            data = compose_split(corpus, split, self.labels, self.data, EVAL_SEED)
+            if split == "test" and self.data.test_set is not None:
+                data = load_split(self.data, split, self.labels, progress=self.progress)
+            else:
+                corpus = self._require(self.corpus)
+                data = compose_split(corpus, split, self.labels, self.data, EVAL_SEED)
             self._eval_sets[split] = data
             self._stores[split] = SplitStore(data.waves, data.targets, self._resident)
         return self._eval_sets[split]

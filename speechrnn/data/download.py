@@ -7,7 +7,7 @@ import os
 import re
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,23 +24,28 @@ _warned: set[str] = set()
 
 @dataclass(frozen=True)
 class Archive:
-    """Where an archive lives (http(s)://, file:// or a local path) and its published SHA-256."""
+    """Where an archive lives (http(s)://, file:// or a local path) and its published SHA-256.
+
+    `keys` are the config keys that set the two, named in error lines.
+    """
 
     url: str
     sha256: str | None  # None: not verified (warned once per URL)
+    keys: tuple[str, str] = field(default=("data.url", "data.sha256"), compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        url_key, sha_key = self.keys
         if not self.url:
-            raise ConfigError("data.url: empty; give an http(s):// or file:// URL or a path")
+            raise ConfigError(f"{url_key}: empty; give an http(s):// or file:// URL or a path")
         scheme = urllib.parse.urlsplit(self.url).scheme if "://" in self.url else "file"
         if scheme not in ("file", "http", "https"):
             raise ConfigError(
-                f"data.url: unsupported scheme {scheme!r} in {self.url!r}; give an http(s):// or "
+                f"{url_key}: unsupported scheme {scheme!r} in {self.url!r}; give an http(s):// or "
                 "file:// URL or a path"
             )
         digest = (self.sha256 or "").strip().lower() or None
         if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ConfigError(f"data.sha256: expected 64 hex digits, got {self.sha256!r}")
+            raise ConfigError(f"{sha_key}: expected 64 hex digits, got {self.sha256!r}")
         object.__setattr__(self, "sha256", digest)
 
     @property
@@ -127,7 +132,7 @@ def fetch(
     make_dir(downloads_dir)
     with file_lock(final.with_name(f"{final.name}.lock")):
         if final.is_file():
-            keep = "it was kept: fix data.sha256, or delete it to download again"
+            keep = f"it was kept: fix {archive.keys[1]}, or delete it to download again"
             return final, _verify(archive, final, progress, keep)
         download(archive.url, part, progress, retry)
         bad = final.with_name(f"{final.name}.bad")

@@ -106,10 +106,15 @@ def default_root(data: DataConfig) -> Path:
             "data.root and data.url are both null: set data.root=<GSC-layout corpus> "
             "or data.url=<archive URL>"
         )
-    name = Path(urlparse(data.url).path).name
+    return extract_dir(data, data.url, data.name)
+
+
+def extract_dir(data: DataConfig, url: str, fallback: str) -> Path:
+    """<cache dir>/<the URL's archive name without its suffix>, or <cache dir>/<fallback>."""
+    name = Path(urlparse(url).path).name
     for suffix in ARCHIVE_SUFFIXES:
         name = name.removesuffix(suffix)
-    return cache_root(data) / (name or data.name)
+    return cache_root(data) / (name or fallback)
 
 
 def _synthesize(root: Path, data: DataConfig, progress: bool) -> Path:

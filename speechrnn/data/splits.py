@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +15,11 @@ from speechrnn.audio import CLIP_SAMPLES
 from speechrnn.data.cache import CachedSplit, to_pcm16
 from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import SILENCE, SPLITS, UNKNOWN, TaskPlan, plan_task
+from speechrnn.data.official import open_test_set
 from speechrnn.data.prepare import Corpus, open_corpus
-from speechrnn.errors import DataError
+from speechrnn.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SHARE = 0.1  # for labels with _silence_/_unknown_ when the data config's share is 0
 
@@ -38,9 +43,19 @@ class SplitData:
 def load_split(
     data: DataConfig, split: str, labels: Sequence[str], seed: int = 0, progress: bool = False
 ) -> SplitData:
-    """A split of data's corpus for a model with `labels` (e.g. a checkpoint's), built once."""
+    """A split of data's corpus for a model with `labels` (e.g. a checkpoint's), built once.
+
+    With data.test_set the test split is that separate test set (see `test_set_split`).
+    """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if data.test_set is not None:
+        if split != "test":
+            raise ConfigError(
+                f"data.test_set={data.test_set} replaces the test split only: use it with "
+                f"split=test, not split={split} (or set data.test_set=null)"
+            )
+        return test_set_split(open_test_set(data, progress), labels)
     return compose_split(open_corpus(data, progress), split, labels, data, seed)
 
 
@@ -60,30 +75,73 @@ def compose_split(
     """Known clips + a fixed seeded _unknown_ draw (clip order), then seeded _silence_ clips."""
     cached, plan = eval_plan(corpus, split, labels, data)
     if not plan.known.size and cached.words:
-        words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
-        raise DataError(
-            f"{corpus.root}: the labels' words ({', '.join(words)}) share nothing with the "
-            f"{split} split's words ({', '.join(sorted(set(cached.words)))})"
-        )
+        raise _no_shared_words(corpus, split, labels, cached.words)
     rows = plan.eval_rows(seed)  # (M,)
     silence, silence_paths = silence_clips(corpus, plan.n_silence, seed, split)  # (S, T)
-    if rows.size + plan.n_silence == 0:
+    targets = np.concatenate([plan.targets[rows], np.full(plan.n_silence, plan.silence_target)])
+    return _gather(corpus, split, labels, cached, rows, targets, silence, silence_paths)
+
+
+def test_set_split(corpus: Corpus, labels: Sequence[str]) -> SplitData:
+    """Every clip of a separate test set (official layout) as it is: no draws, no synthesis.
+
+    Word folders map to `labels` (other words to _unknown_), `_unknown_/` and `_silence_/` to
+    those labels; clips with no label in `labels` are left out, said in one warning line.
+    """
+    cached = corpus.split("test")
+    words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
+    if not set(words) & set(cached.words):
+        raise _no_shared_words(corpus, "test", labels, cached.words)
+    targets = plan_task(cached.words, labels, 0.0, 0.0).targets  # (N,)
+    rows = np.flatnonzero(targets >= 0)  # (M,)
+    left_out = Counter(cached.words[r] for r in np.flatnonzero(targets < 0))
+    if left_out:
+        log.warning(
+            "%s: left out %s: the model has no label for them",
+            corpus.root,
+            ", ".join(f"{n} {word} clips" for word, n in sorted(left_out.items())),
+        )
+    return _gather(corpus, "test", labels, cached, rows, targets[rows])
+
+
+def _gather(
+    corpus: Corpus,
+    split: str,
+    labels: Sequence[str],
+    cached: CachedSplit,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    silence: np.ndarray | None = None,
+    silence_paths: Sequence[str] = (),
+) -> SplitData:
+    """Cached clips `rows` then `silence` clips (S, T), with `targets` for them all."""
+    if not len(targets):
         raise DataError(
             f"{corpus.root}: the {split} split has no clips for labels {', '.join(labels)}"
         )
-    if rows.size == cached.waves.shape[0] and not plan.n_silence:
+    if rows.size == cached.waves.shape[0] and not len(silence_paths):
         waves = cached.waves
     else:
-        waves = np.concatenate([cached.waves[rows], silence])
-    targets = np.concatenate([plan.targets[rows], np.full(plan.n_silence, plan.silence_target)])
+        extra = np.zeros((0, CLIP_SAMPLES), np.int16) if silence is None else silence
+        waves = np.concatenate([cached.waves[rows], extra])
     return SplitData(
         split=split,
         labels=list(labels),
         waves=waves,
         targets=targets,
-        paths=[cached.paths[r] for r in rows] + silence_paths,
-        speakers=[cached.speakers[r] for r in rows] + [""] * plan.n_silence,
+        paths=[cached.paths[r] for r in rows] + list(silence_paths),
+        speakers=[cached.speakers[r] for r in rows] + [""] * len(silence_paths),
         root=corpus.root,
+    )
+
+
+def _no_shared_words(
+    corpus: Corpus, split: str, labels: Sequence[str], split_words: Sequence[str]
+) -> DataError:
+    words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
+    return DataError(
+        f"{corpus.root}: the labels' words ({', '.join(words)}) share nothing with the "
+        f"{split} split's words ({', '.join(sorted(set(split_words)))})"
     )
 
 
