@@ -94,10 +94,11 @@ def most_confused(matrix: np.ndarray, labels: Sequence[str], top: int = 10) -> l
 
 
 def speaker_spread(correct: np.ndarray, speakers: Sequence[str]) -> dict[str, Any]:
-    """Accuracy per speaker and its spread (speakers with at least one clip in the split)."""
+    """Accuracy per speaker and its spread; clips without a speaker (silence) are left out."""
     per: dict[str, list[bool]] = {}
     for ok, speaker in zip(correct.tolist(), speakers, strict=True):
-        per.setdefault(speaker, []).append(ok)
+        if speaker:
+            per.setdefault(speaker, []).append(ok)
     acc = {s: float(np.mean(v)) for s, v in per.items()}
     values = np.array(list(acc.values()), dtype=np.float64)
     worst = sorted(acc.items(), key=lambda kv: (kv[1], kv[0]))[:10]

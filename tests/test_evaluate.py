@@ -103,9 +103,10 @@ def test_report_files_are_complete_and_offline(forced_report: Path) -> None:
 def test_metrics_of_perfect_predictions() -> None:
     targets = np.array([0, 1, 2, 2])
     probs = np.eye(3)[targets] * 0.9 + 0.1 / 3
-    metrics = classification_metrics(targets, probs, ["a", "b", "c"], ["s1", "s1", "s2", "s2"])
+    metrics = classification_metrics(targets, probs, ["a", "b", "c"], ["s1", "s1", "s2", ""])
     assert metrics["accuracy"] == 1.0 and metrics["macro"]["f1"] == 1.0
     assert metrics["most_confused"] == [] and metrics["per_speaker"]["std"] == 0.0
+    assert metrics["per_speaker"]["speakers"] == 2  # the clip without a speaker is not one
     assert metrics["expected_calibration_error"] == pytest.approx(1 - (0.9 + 0.1 / 3))
 
 
