@@ -111,7 +111,7 @@ def test_official_archive_is_downloaded_verified_and_evaluated(
     support = {k: v["support"] for k, v in metrics["per_class"].items() if v["support"]}
     assert support == {"_silence_": 3, "_unknown_": 4, "yes": 2, "no": 2}
     assert metrics["accuracy"] == pytest.approx(2 / 11)
-    assert metrics["per_speaker"]["speakers"] == 3  # two speakers + the silence clips ("")
+    assert metrics["per_speaker"]["speakers"] == 2  # silence clips have no speaker
     data = from_mapping(DataConfig, cfg.data, "data")
     assert _clips_of(data, LABELS) == expected
     evaluate(ckpt, data, report_dir=tmp_path / "r2", progress=False)
