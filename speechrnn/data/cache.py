@@ -20,6 +20,7 @@ import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES, load_audio, read_audio
 from speechrnn.data.corpus import CorpusIndex, speaker_of, word_of
+from speechrnn.data.files import abandoned
 from speechrnn.errors import AudioError
 
 FORMAT = "speechrnn-waves/1"
@@ -262,24 +263,13 @@ def _temp_npy(folder: Path, name: str) -> Iterator[Path]:
     """A private temp file for a build; removed unless committed; dead builders' temps swept."""
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(f"{name}.building-*.npy"):
-        pid = stale.name.rsplit("-", 1)[-1].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if abandoned(stale):
             stale.unlink(missing_ok=True)
     tmp = folder / f"{name}.building-{os.getpid()}.npy"
     try:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from speechrnn.data.files import abandoned
 from speechrnn.errors import DataError
 
 MARKER = ".speechrnn-complete.json"  # its presence means the dir was finished
@@ -71,23 +72,12 @@ def _partial_dir(target: Path) -> Path:
     """`.<name>.partial-<pid>` beside `target`; ones left by killed processes are removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.partial-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if abandoned(stale):
             shutil.rmtree(stale, ignore_errors=True)
     path = target.parent / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir()
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _show(value: Any) -> str:
