@@ -28,7 +28,7 @@ step "Python environment (.venv)"
 source scripts/venv.sh
 STAMP=.venv/.speechrnn-installed
 if [ ! -f "$STAMP" ] || ! cmp -s pyproject.toml "$STAMP"; then
-  "$VENV_PY" -m pip install --disable-pip-version-check -e .
+  "$VENV_PY" -m pip install --quiet --disable-pip-version-check -e .
   cp pyproject.toml "$STAMP"
 else
   echo "speechrnn already installed in .venv"
@@ -47,7 +47,7 @@ fi
 espeak-ng --version | head -n 1
 
 if [ "$QUICK" = 1 ]; then
-  SPEAKERS=50; EPOCHS=12
+  SPEAKERS=60; EPOCHS=30
 else
   SPEAKERS=120; EPOCHS=30
 fi
@@ -60,12 +60,12 @@ fi
 step "Synthetic corpus: 35 words x $SPEAKERS espeak-ng speakers -> $CORPUS"
 "$BIN/speechrnn-synth" "$CORPUS" --speakers "$SPEAKERS"
 
-step "Training (model=lstm_demo, trainer=$DEVICE, $EPOCHS epochs) -> $RUN"
+step "Training (model=lstm_small, trainer=$DEVICE, $EPOCHS epochs) -> $RUN"
 if [ -f "$RUN/metrics.json" ]; then
   echo "already trained: $RUN/metrics.json"
 else
   rm -rf "$RUN"
-  "$BIN/speechrnn-train" data=synthetic data.root="$CORPUS" model=lstm_demo trainer="$DEVICE" \
+  "$BIN/speechrnn-train" data=synthetic data.root="$CORPUS" model=lstm_small trainer="$DEVICE" \
     trainer.max_epochs="$EPOCHS" optim.lr=1e-2 run_dir="$RUN"
 fi
 CKPT=$("$VENV_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' \

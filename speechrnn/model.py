@@ -28,14 +28,14 @@ class ModelConfig:
 
     hidden_size: int = 128
     num_layers: int = 2
-    bidirectional: bool = False
+    bidirectional: bool = True
     dropout: float = 0.1
     proj_size: int = 0
-    pooling: str = "attention"
+    pooling: str = "mean"
     freq_masks: int = 2
     freq_mask_width: int = 7
     time_masks: int = 2
-    time_mask_width: int = 20
+    time_mask_width: int = 0
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "auto"
-    max_epochs: int = 60
+    max_epochs: int = 100
     early_stopping_patience: int = 0
     fast_dev_run: bool = False
     limit_train_batches: float = 1.0
@@ -134,6 +136,7 @@ class Throughput(L.Callback):
 def train(cfg: Any) -> dict[str, Any]:
     """Train, test the best checkpoint, write metrics.json (and the report) into the run dir."""
     settings = TrainSettings.from_config(cfg)
+    _quiet_lightning()
     run_dir = settings.run_dir
     L.seed_everything(settings.seed, workers=True, verbose=False)
     datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=settings.seed)
@@ -165,6 +168,16 @@ def train(cfg: Any) -> dict[str, Any]:
     val, test = metrics["best_val_acc"], metrics["test_acc"]
     print(f"run dir: {run_dir}  best val/acc {val}  test/acc {test}")
     return metrics
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertising and the warnings that say nothing about the user's run."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not record.getMessage().startswith("💡 Tip")
+    )
+    logging.getLogger("lightning.pytorch").propagate = False  # its own handler prints it once
 
 
 def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:

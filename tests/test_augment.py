@@ -46,7 +46,7 @@ def test_time_shift_moves_energy_by_the_shift() -> None:
 
 
 def test_augment_shift_stays_within_the_configured_range() -> None:
-    config = AugmentConfig(time_shift_ms=100.0, noise_prob=0.0, gain_db=0.0)
+    config = AugmentConfig(time_shift_ms=100.0, noise_prob=0.0, gain_db=0.0, speed=0.0)
     out = augment(_impulses(256), config, None, _gen())
     moved = out.argmax(dim=1) - 8000  # (B,)
     assert moved.abs().max() <= 1600 and moved.abs().max() > 1000
@@ -59,7 +59,7 @@ def test_noise_at_volume_zero_is_identity() -> None:
     wave = torch.rand(8, 16000) - 0.5
     assert torch.equal(mix_noise(wave, _quiet_bank(), 1.0, 0.0, _gen()), wave)
     assert torch.equal(mix_noise(wave, _quiet_bank(), 0.0, 0.5, _gen()), wave)
-    off = AugmentConfig(time_shift_ms=0.0, noise_prob=1.0, noise_volume=0.0, gain_db=0.0)
+    off = AugmentConfig(time_shift_ms=0.0, noise_prob=1.0, noise_volume=0.0, speed=0.0)
     assert torch.equal(augment(wave, off, _quiet_bank(), _gen()), wave)
 
 
@@ -112,9 +112,9 @@ def test_speed_change_scales_frequency_and_keeps_the_centre() -> None:
     assert slow[0, 0] == 0 and slow[0, 8000] == 1  # reading past the ends gives silence
 
 
-def test_speed_is_off_by_default_and_in_range() -> None:
+def test_speed_zero_is_identity_and_range_is_checked() -> None:
     wave = torch.rand(4, 16000) * 2 - 1
-    plain = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0)
+    plain = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, speed=0.0)
     assert torch.equal(augment(wave, plain, None, _gen()), wave)
     sped = augment(wave, AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, speed=0.1), None, _gen())
     assert not torch.equal(sped, wave)
@@ -144,7 +144,7 @@ def test_config_from_train_yaml_and_range_errors() -> None:
 
     section = OmegaConf.load(CONFIG_DIR / "train.yaml").augment
     assert from_mapping(AugmentConfig, section, "augment") == AugmentConfig()
-    assert AugmentConfig().shift_samples == 1600
+    assert AugmentConfig(time_shift_ms=100.0).shift_samples == 1600
     with pytest.raises(ConfigError, match=r"augment\.noise_prob must be in"):
         from_mapping(AugmentConfig, {"noise_prob": 1.5}, "augment")
     with pytest.raises(ConfigError, match=r"augment\.time_shift_ms"):

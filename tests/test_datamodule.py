@@ -18,7 +18,7 @@ from speechrnn.data.splits import load_split
 from speechrnn.data.toy import TOY_OTHERS, TOY_WORDS
 from speechrnn.errors import DataError
 
-NO_AUGMENT = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, gain_db=0.0)
+NO_AUGMENT = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, gain_db=0.0, speed=0.0)
 
 
 @pytest.fixture

@@ -30,9 +30,10 @@ def test_demo_trains_and_reports(demo: tuple[Path, str]) -> None:
     for name in ("metrics.json", "report.html", "report.md", "confusion.png", "errors.csv"):
         assert (report / name).is_file(), name
     metrics = json.loads((report / "metrics.json").read_text())
-    assert len(metrics["confusion"]["labels"]) == 35
-    # Measured in --quick mode (35 words, 50 speakers, 12 epochs): about 0.9; chance is 1/35.
-    assert metrics["accuracy"] >= 0.75
+    labels = metrics["confusion"]["labels"]
+    assert len(labels) == 36 and "_silence_" in labels  # the 35 words and _silence_
+    # Measured in --quick mode (60 speakers, 30 epochs): 0.92 on unseen speakers; chance 1/36.
+    assert metrics["accuracy"] >= 0.8
     assert "test accuracy" in stdout and "report.html" in stdout
 
 
