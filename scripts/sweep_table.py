@@ -10,7 +10,7 @@ import argparse
 import json
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
@@ -48,10 +48,17 @@ def spread(values: list[float]) -> str:
 
 
 def table(found: list[tuple[str, dict[str, float]]]) -> str:
+    """One row per setting, named by how it differs from the base: each key's commonest value."""
+    parsed = [dict(o.split("=", 1) for o in setting.split()) for setting, _ in found]
+    keys = sorted({k for p in parsed for k in p})
+    base = {k: Counter(p.get(k) for p in parsed).most_common(1)[0][0] for k in keys}
     grouped: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for setting, metrics in found:
-        grouped[setting].append(metrics)
-    lines = [
+    for overrides, (_, metrics) in zip(parsed, found, strict=True):
+        name = " ".join(f"{k}={overrides.get(k)}" for k in keys if overrides.get(k) != base[k])
+        grouped[name or "(base)"].append(metrics)
+    shared = " ".join(f"{k}={v}" for k, v in base.items() if v is not None)
+    lines = [f"base: `{shared or '(defaults)'}`", ""]
+    lines += [
         "| setting | seeds | val acc % | test acc % | worst test % | minutes |",
         "|---|---|---|---|---|---|",
     ]
@@ -60,7 +67,7 @@ def table(found: list[tuple[str, dict[str, float]]]) -> str:
         minutes = statistics.fmean(m["wall_seconds"] for m in group) / 60
         vals = spread([m["best_val_acc"] for m in group])
         lines.append(
-            f"| `{setting or '(defaults)'}` | {len(group)} | {vals} "
+            f"| `{setting}` | {len(group)} | {vals} "
             f"| {spread(tests)} | {100 * min(tests):.1f} | {minutes:.1f} |"
         )
     return "\n".join(lines)
