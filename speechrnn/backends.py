@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES
-from speechrnn.errors import CheckpointError, ConfigError
+from speechrnn.errors import CheckpointError
 
 ONNX_FORMAT = "speechrnn-onnx/1"
 
@@ -36,16 +36,9 @@ class TorchBackend:
     def __init__(self, path: Path, device: str = "cpu") -> None:
         import torch
 
-        from speechrnn.model import load_checkpoint
+        from speechrnn.model import load_checkpoint, resolve_device
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {device!r}") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but no CUDA GPU is available")
+        self.device = resolve_device(device)
         self.model = load_checkpoint(path, self.device)
         self.labels = list(self.model.labels)
         self._torch = torch

@@ -17,7 +17,7 @@ from speechrnn.data.config import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
 from speechrnn.metrics import classification_metrics
-from speechrnn.model import StackedLSTMClassifier, load_checkpoint
+from speechrnn.model import StackedLSTMClassifier, load_checkpoint, resolve_device
 from speechrnn.report import (
     Section,
     plot_calibration,
@@ -77,14 +77,6 @@ def evaluate_config(cfg: Any) -> Path:
         batch_size=cfg.batch_size,
         device=cfg.device,
     )
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device} but no CUDA GPU is available")
-    return torch.device(device)
 
 
 @torch.inference_mode()

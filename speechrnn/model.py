@@ -165,6 +165,19 @@ class StackedLSTMClassifier(nn.Module):
             ) from None
 
 
+def resolve_device(device: str) -> torch.device:
+    """`auto` (the GPU when there is one), `cpu`, `cuda` or `cuda:N`; one-line errors."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but no CUDA GPU is available")
+    return resolved
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> StackedLSTMClassifier:
