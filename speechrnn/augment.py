@@ -19,11 +19,11 @@ SILENCE_PEAK_DB = (-40.0, 0.0)  # _silence_ clip peaks: log-uniform from near 0 
 class AugmentConfig:
     """The `augment:` section; noise volume is relative to full scale (crops peak-normalised)."""
 
-    time_shift_ms: float = 0.0
+    time_shift_ms: float = 100.0
     noise_prob: float = 0.8
-    noise_volume: float = 0.1
+    noise_volume: float = 0.3
     gain_db: float = 0.0
-    speed: float = 0.05  # playback rate uniform in [1 - speed, 1 + speed]; pitch moves with it
+    speed: float = 0.1  # playback rate uniform in [1 - speed, 1 + speed]; pitch moves with it
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.time_shift_ms <= 500.0:
