@@ -19,7 +19,7 @@ SILENCE_PEAK_DB = (-40.0, 0.0)  # _silence_ clip peaks: log-uniform from near 0 
 class AugmentConfig:
     """The `augment:` section; noise volume is relative to full scale (crops peak-normalised)."""
 
-    time_shift_ms: float = 100.0
+    time_shift_ms: float = 0.0
     noise_prob: float = 0.8
     noise_volume: float = 0.3
     gain_db: float = 0.0

@@ -35,7 +35,7 @@ class ModelConfig:
     freq_masks: int = 2
     freq_mask_width: int = 7
     time_masks: int = 2
-    time_mask_width: int = 20
+    time_mask_width: int = 0
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers"):

@@ -27,7 +27,7 @@ class OptimConfig:
     weight_decay: float = 1e-2
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
