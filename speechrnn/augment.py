@@ -124,16 +124,11 @@ def change_speed(wave: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     samples = wave.shape[1]
     centre = (samples - 1) / 2
     steps = torch.arange(samples, device=wave.device, dtype=wave.dtype) - centre  # (T,)
-    pos = steps * rates[:, None] + centre  # (B, T) where each output sample reads
-    left = pos.floor()
-    frac = pos - left  # (B, T)
-    left = left.long()
-    out = torch.zeros_like(wave)
-    for index, weight in ((left, 1.0 - frac), (left + 1, frac)):
-        inside = (index >= 0) & (index < samples)  # (B, T)
-        picked = wave.gather(1, index.clamp(0, samples - 1))  # (B, T)
-        out += picked * weight * inside
-    return out
+    where = steps * (rates[:, None] / centre)  # (B, T) source positions, -1..1 = first..last
+    grid = torch.stack([where, torch.zeros_like(where)], dim=-1)[:, None]  # (B, 1, T, 2)
+    image = wave[:, None, None, :]  # (B, 1, 1, T): grid_sample's fused linear interpolation
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out[:, 0, 0]  # (B, T)
 
 
 def mix_noise(

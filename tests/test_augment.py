@@ -100,7 +100,7 @@ def test_speed_change_scales_frequency_and_keeps_the_centre() -> None:
     tone = torch.sin(2 * torch.pi * 500 * t).repeat(3, 1)  # (3, T)
     rates = torch.tensor([1.0, 0.9, 1.1])
     out = change_speed(tone, rates)
-    torch.testing.assert_close(out[0], tone[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[0], tone[0], atol=1e-3, rtol=0)  # float32 positions
     core = out[:, 2000:14000]  # away from the zero-filled ends
     peaks = torch.fft.rfft(core * torch.hann_window(core.shape[1])).abs().argmax(dim=1)
     hz = peaks.float() * 16000 / core.shape[1]

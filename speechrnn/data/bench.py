@@ -37,10 +37,12 @@ def bench_datamodule(
     device: str = "cpu",
     batch_size: int = 256,
     seconds: float = 10.0,
+    augment: bool = True,
 ) -> dict[str, float]:
-    """SpeechCommandsDataModule: cache build, setup, then augmented training clips per second."""
+    """SpeechCommandsDataModule: cache build, setup, then training clips per second delivered
+    (with the default augmentation, or none)."""
     data = DataConfig(root=str(root), cache_dir=str(cache_dir), batch_size=batch_size)
-    module = SpeechCommandsDataModule(data, AugmentConfig(gain_db=3.0), progress=False)
+    module = SpeechCommandsDataModule(data, AugmentConfig(), progress=False)
     start = time.perf_counter()
     module.prepare_data()
     built = time.perf_counter() - start
@@ -50,7 +52,7 @@ def bench_datamodule(
     target = torch.device(device)
 
     def deliver(batch: Any) -> int:
-        waves, _ = module.gather(batch._replace(rows=batch.rows.to(target)), augment=True)
+        waves, _ = module.gather(batch._replace(rows=batch.rows.to(target)), augment=augment)
         return waves.shape[0]
 
     loader = module.train_dataloader()
@@ -109,14 +111,17 @@ def benchmark(
     """Both loaders on one >= `clips` corpus under `work`; the ratio of their clips/s."""
     root = bench_corpus(work / "corpus", clips)
     ours = bench_datamodule(root, work / "cache", device, seconds=seconds)
+    plain = bench_datamodule(root, work / "cache", device, seconds=seconds, augment=False)
     base = bench_baseline(root, workers, seconds=seconds)
     return {
         "corpus_clips": sum(len(s) for s in scan_corpus(root).splits.values()),
         "device": device,
         "datamodule": ours,
+        "datamodule_not_augmented": plain,
         "librosa_workers": workers,
         "baseline": base,
         "speedup": ours["clips_per_s"] / base["clips_per_s"],
+        "speedup_not_augmented": plain["clips_per_s"] / base["clips_per_s"],
     }
 
 
