@@ -26,7 +26,7 @@ class FeatureConfig:
     hop_ms: float = 10.0
     f_min: float = 20.0
     f_max: float = 7_600.0
-    top_db: float = 80.0
+    top_db: float = 60.0  # per-clip floor below the loudest bin: digital zeros meet noise there
     normalize: str = "mean"  # per clip: "mean" (subtract), "meanvar" (and unit std), "none"
     scale_db: float = 10.0  # dB per feature unit after normalisation ("mean" and "none")
 
