@@ -95,12 +95,16 @@ for rel in tests:
     if word in ("yes", "no", "stop", "go", "left", "right") and word not in picked:
         picked[word] = rel
         shutil.copy(corpus / rel, clips / f"{word}.wav")
-rng = np.random.default_rng(0)
-pieces = []
+def spoken(rel):  # the word without the clip's silent padding
+    wave = sf.read(corpus / rel, dtype="float32")[0]
+    loud = np.flatnonzero(np.abs(wave) > 1e-3)
+    return wave[loud[0] : loud[-1] + 1]
+pieces = [np.zeros(8000, np.float32)]
 for word in ("yes", "stop", "go", "left"):
-    pieces += [0.003 * rng.standard_normal(12000).astype(np.float32), sf.read(corpus / picked[word], dtype="float32")[0]]
-pieces.append(np.zeros(8000, np.float32))
-sf.write(out / "long.wav", np.concatenate(pieces), 16000, subtype="PCM_16")
+    pieces += [spoken(picked[word]), np.zeros(16000, np.float32)]
+speech = np.concatenate(pieces + [np.zeros(8000, np.float32)])
+hiss = 0.003 * np.random.default_rng(0).standard_normal(speech.size).astype(np.float32)
+sf.write(out / "long.wav", speech + hiss, 16000, subtype="PCM_16")  # words over steady noise
 print(f"{len(picked)} clips in {clips}; {out / 'long.wav'} says yes, stop, go, left")
 EOF
 
