@@ -162,3 +162,13 @@ def test_words_outside_labels_without_unknown_are_left_out() -> None:
     plan = plan_task(["a", "b", "x"], ["a", "b"], 0.0, 0.5)
     assert plan.targets.tolist() == [0, 1, -1] and plan.n_unknown == 0
     assert plan.eval_rows(0).tolist() == [0, 1]
+
+
+def test_eval_never_repeats_a_clip_when_the_unknown_pool_is_small() -> None:
+    _, labels, plan = _toy_plan(0.1, 0.5)
+    assert plan.n_unknown == 30 > plan.unknown_pool.size == 18
+    fixed = plan.eval_rows(seed=3)
+    assert np.unique(fixed).size == fixed.size == 60 + 18
+    assert set(plan.unknown_pool.tolist()) <= set(fixed.tolist())
+    train = plan.train_rows(seed=3, epoch=0)
+    assert (plan.targets[train[train >= 0]] == labels.index(UNKNOWN)).sum() == 30

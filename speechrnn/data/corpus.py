@@ -155,20 +155,29 @@ class TaskPlan:
         """One epoch: known rows + unknown resampled for (seed, epoch), shuffled; -1 = silence."""
         rng = np.random.default_rng([seed, epoch])
         rows = np.concatenate(
-            [self.known, self._pick_unknown(rng), np.full(self.n_silence, -1, np.int64)]
+            [
+                self.known,
+                self._pick_unknown(rng, self.n_unknown),
+                np.full(self.n_silence, -1, np.int64),
+            ]
         )
         return rows[rng.permutation(rows.shape[0])]
 
     def eval_rows(self, seed: int) -> np.ndarray:
-        """Known rows + a fixed seeded unknown selection, in clip order (silence comes apart)."""
-        picked = self._pick_unknown(np.random.default_rng([seed, 1]))
+        """Known rows + a fixed seeded unknown selection, in clip order (silence comes apart).
+
+        A clip is never counted twice: a pool smaller than the share gives all of itself, as in
+        TensorFlow's reference pipeline.
+        """
+        n = min(self.n_unknown, self.unknown_pool.size)
+        picked = self._pick_unknown(np.random.default_rng([seed, 1]), n)
         return np.sort(np.concatenate([self.known, picked]))
 
-    def _pick_unknown(self, rng: np.random.Generator) -> np.ndarray:
+    def _pick_unknown(self, rng: np.random.Generator, n: int) -> np.ndarray:
         pool = self.unknown_pool
-        if self.n_unknown == 0 or pool.size == 0:
+        if n == 0 or pool.size == 0:
             return np.zeros(0, np.int64)
-        return np.sort(rng.choice(pool, self.n_unknown, replace=self.n_unknown > pool.size))
+        return np.sort(rng.choice(pool, n, replace=n > pool.size))
 
 
 def plan_task(
