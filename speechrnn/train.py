@@ -199,6 +199,8 @@ def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
         callbacks.append(
             cb.EarlyStopping("val/acc", mode="max", patience=tcfg.early_stopping_patience)
         )
+    if settings.optim.ema_decay:
+        callbacks.append(cb.EMAWeightAveraging(decay=settings.optim.ema_decay))
     if tcfg.progress_bar:
         callbacks.append(cb.RichProgressBar())
     cpu = tcfg.accelerator == "cpu" or not torch.cuda.is_available()

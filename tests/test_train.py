@@ -56,6 +56,7 @@ def test_every_config_group_composes_and_validates(
         ("model.hidden_size=-3", "model.hidden_size must be at least 1"),
         ("model.pooling=max", "model.pooling must be one of"),
         ("optim.lr=0", "optim.lr must be positive"),
+        ("optim.ema_decay=1.0", "optim.ema_decay must be in"),
         ("trainer.max_epochs=0", "trainer.max_epochs"),
         ("features.n_mfcc=100", "features.n_mfcc"),
         ("resume=true", "resume=true but"),
@@ -123,6 +124,21 @@ def test_same_seed_same_metrics(
         runs.append(train(compose_train([*overrides, "evaluate=false", "seed=7"])))
     for key in ("best_val_acc", "test_acc", "epochs"):
         assert runs[0][key] == runs[1][key]
+
+
+def test_ema_checkpoint_holds_the_averaged_weights(
+    compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
+) -> None:
+    overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
+    metrics = train(compose_train([*overrides, "evaluate=false", "optim.ema_decay=0.9"]))
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    averaged, current = last["state_dict"], last["current_model_state"]
+    assert averaged.keys() == current.keys()
+    assert any(not torch.equal(averaged[k], current[k]) for k in averaged)
+    model = load_checkpoint(metrics["best_checkpoint"])
+    best = torch.load(metrics["best_checkpoint"], weights_only=True)["state_dict"]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, best[f"model.{name}"])
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(
