@@ -66,7 +66,7 @@ if [ -f "$RUN/metrics.json" ]; then
 else
   rm -rf "$RUN"
   "$BIN/speechrnn-train" data=synthetic data.root="$CORPUS" model=lstm_small trainer="$DEVICE" \
-    trainer.max_epochs="$EPOCHS" optim.lr=1e-2 run_dir="$RUN"
+    trainer.max_epochs="$EPOCHS" optim.lr=1e-2 augment.speed=0.1 run_dir="$RUN"
 fi
 CKPT=$("$VENV_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' \
   "$RUN/metrics.json")

@@ -23,7 +23,7 @@ class AugmentConfig:
     noise_prob: float = 0.8
     noise_volume: float = 0.3
     gain_db: float = 0.0
-    speed: float = 0.1  # playback rate uniform in [1 - speed, 1 + speed]; pitch moves with it
+    speed: float = 0.25  # playback rate uniform in [1 - speed, 1 + speed]; pitch moves with it
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.time_shift_ms <= 500.0:
