@@ -29,6 +29,7 @@ from speechrnn.features import MFCC, FeatureConfig, reference_mfcc
 from speechrnn.model import load_checkpoint
 
 Row = tuple[str, float, str, float | None, str]  # name, ours, unit, baseline, baseline's name
+LIBROSA_DATASET = "librosa Dataset, 2 workers, not augmented"
 
 
 def bench_mfcc(device: str, clips: int = 2048) -> dict[str, float]:
@@ -147,26 +148,13 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
     results["data"] = data = benchmark(
         work / "data", 5_000 if quick else 20_000, device, seconds=seconds
     )
-    base = data["baseline"]["clips_per_s"]
-    base_name = "librosa Dataset, 2 workers, not augmented"
-    rows.append(
-        (
-            "data pipeline, default augmentation",
-            data["datamodule"]["clips_per_s"],
-            "clips/s",
-            base,
-            base_name,
-        )
-    )
-    rows.append(
-        (
-            "data pipeline, not augmented",
-            data["datamodule_not_augmented"]["clips_per_s"],
-            "clips/s",
-            base,
-            base_name,
-        )
-    )
+    librosa = data["baseline"]["clips_per_s"]  # the same baseline for both rows
+    for what, key in (
+        ("default augmentation", "datamodule"),
+        ("not augmented", "datamodule_not_augmented"),
+    ):
+        speed = data[key]["clips_per_s"]
+        rows.append((f"data pipeline, {what}", speed, "clips/s", librosa, LIBROSA_DATASET))
     results["mfcc"] = mfcc = bench_mfcc(device)
     rows.append(
         (
