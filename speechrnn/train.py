@@ -174,10 +174,13 @@ def _quiet_lightning() -> None:
     """Drop Lightning's advertising and the warnings that say nothing about the user's run."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not record.getMessage().startswith("💡 Tip")
-    )
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tips)
     logging.getLogger("lightning.pytorch").propagate = False  # its own handler prints it once
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    """One filter object, so repeated train() calls do not stack copies on the logger."""
+    return not record.getMessage().startswith("💡 Tip")
 
 
 def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
