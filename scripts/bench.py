@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Every speechrnn benchmark in one run, each next to a baseline measured in the same run.
 
-python scripts/bench.py [--work DIR] [--out bench.json] [--gpu] [--gsc-epochs 30] [--quick]
+python scripts/bench.py [--work DIR] [--out bench.json] [--gpu | --gpu-only] [--gsc-epochs 30]
+                        [--quick]
 """
 
 from __future__ import annotations
@@ -277,17 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/bench"), help="reused scratch dir")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     parser.add_argument("--gpu", action="store_true", help="also the CUDA figures")
+    parser.add_argument("--gpu-only", action="store_true", help="the CUDA figures alone")
     parser.add_argument("--gsc-epochs", type=int, default=30, help="GSC-sized GPU run; 0: skip")
     parser.add_argument("--quick", action="store_true", help="smaller corpora, shorter timings")
     args = parser.parse_args(argv)
-    devices = ["cpu"] + (["cuda"] if args.gpu else [])
-    if args.gpu and not torch.cuda.is_available():
-        print("error: --gpu given but torch sees no CUDA GPU", file=sys.stderr)
+    gpu = args.gpu or args.gpu_only
+    devices = ([] if args.gpu_only else ["cpu"]) + (["cuda"] if gpu else [])
+    if gpu and not torch.cuda.is_available():
+        print("error: --gpu/--gpu-only given but torch sees no CUDA GPU", file=sys.stderr)
         return 1
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.processor() or ''}",
-        "gpu": torch.cuda.get_device_name() if args.gpu else None,
+        "gpu": torch.cuda.get_device_name() if gpu else None,
         "torch": torch.__version__,
         "features": asdict(FeatureConfig()),
     }
