@@ -1,10 +1,12 @@
-"""from_mapping: typed settings from plain mappings with one-line errors."""
+"""Settings: typed values from plain mappings with one-line errors, and the recipe sweep configs."""
 
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from speechrnn import CONFIG_DIR
 from speechrnn.config import from_mapping
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
@@ -40,3 +42,14 @@ def test_errors_name_the_key(values: dict, needle: str) -> None:
 def test_missing_required_value() -> None:
     with pytest.raises(ConfigError, match="missing required value"):
         from_mapping(ModelConfig, OmegaConf.create({"hidden_size": "???"}), "model")
+
+
+@pytest.mark.parametrize("sweep", sorted(p.stem for p in (CONFIG_DIR / "sweep").glob("*.yaml")))
+def test_every_recipe_sweep_varies_keys_that_exist(sweep: str) -> None:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"+sweep={sweep}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert "seed" in params and len(params) >= 2
+    for key in params:
+        assert OmegaConf.select(cfg, key) is not None, key
+    assert f"runs/sweeps/{sweep}/" in cfg.hydra.sweep.dir
