@@ -193,7 +193,12 @@ def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
             monitor="val/acc",
             mode="max",
             save_top_k=1,
-            save_last=True,
+        ),
+        cb.ModelCheckpoint(  # every epoch: Lightning 2.6's save_last only copies new bests
+            dirpath=run_dir / "checkpoints",
+            filename="last",
+            save_top_k=1,
+            enable_version_counter=False,
         ),
         cb.LearningRateMonitor(logging_interval="step"),
         throughput,

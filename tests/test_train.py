@@ -141,6 +141,20 @@ def test_ema_checkpoint_holds_the_averaged_weights(
         torch.testing.assert_close(value, best[f"model.{name}"])
 
 
+def test_last_checkpoint_is_the_final_epoch_when_the_best_came_earlier(
+    compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
+) -> None:
+    frozen = ("trainer.max_epochs=3", "evaluate=false", "optim.lr=1e-12")
+    metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *frozen)))
+    assert Path(metrics["best_checkpoint"]).name == "best-epoch000.ckpt"
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best-epoch000.ckpt",
+        "last.ckpt",
+    ]
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
 ) -> None:
