@@ -34,9 +34,12 @@ def run_hydra_app(config_name: str, task: str) -> None:
     back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line."""
     import hydra
     from hydra.errors import HydraException, OverrideParseException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; we print one line, not its report
+    if not OmegaConf.has_resolver("either"):  # conf/*.yaml: ${either:${run_dir},runs/...}
+        OmegaConf.register_new_resolver("either", lambda value, fallback: value or fallback)
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def app(cfg: Any) -> None:

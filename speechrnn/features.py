@@ -1,4 +1,4 @@
-"""The model's front end: per-clip MFCC (torchaudio) and SpecAugment masks."""
+"""The model's front end: per-clip MFCC (torchaudio), frequency warping and SpecAugment masks."""
 
 from __future__ import annotations
 
@@ -69,9 +69,9 @@ class FeatureConfig:
 class MFCC(nn.Module):
     """(B, T) waveforms -> (B, frames, n_mfcc); each clip's features ignore its batch mates."""
 
-    def __init__(self, config: FeatureConfig) -> None:
+    def __init__(self, config: FeatureConfig, warp: float = 0.0) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.warp = config, warp
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,
@@ -91,7 +91,11 @@ class MFCC(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            mel = self.mel(wave.float())  # (B, n_mels, frames)
+            spec = self.mel.spectrogram(wave.float())  # (B, n_fft // 2 + 1, frames)
+            if self.training and self.warp > 0:
+                factors = 1.0 + self.warp * (2.0 * torch.rand(len(spec), device=spec.device) - 1.0)
+                spec = warp_frequencies(spec, factors)
+            mel = self.mel.mel_scale(spec)  # (B, n_mels, frames)
             db = 10.0 * torch.log10(mel.clamp(min=1e-10))  # (B, n_mels, frames)
             floor = db.amax(dim=(1, 2), keepdim=True) - self.config.top_db  # (B, 1, 1)
             db = torch.maximum(db, floor)
@@ -101,6 +105,23 @@ class MFCC(nn.Module):
             if self.config.normalize == "meanvar":
                 return mfcc / (mfcc.std(dim=1, keepdim=True) + 1e-5)
         return mfcc / self.config.scale_db
+
+
+def warp_frequencies(spec: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Scale each clip's frequency axis (B, bins, frames) by factors (B,), as VTLP does.
+
+    Output bin k reads the input at k / factor (linear interpolation, the top bin repeated), so a
+    factor above 1 moves formants and pitch up, as a shorter vocal tract would.
+    """
+    bins = spec.shape[1]
+    src = torch.arange(bins, device=spec.device) / factors[:, None]  # (B, bins)
+    src = src.clamp(max=bins - 1)
+    low = src.floor().long().clamp(max=bins - 2)  # (B, bins)
+    frac = (src - low)[:, :, None]  # (B, bins, 1)
+    frames = spec.shape[2]
+    below = spec.gather(1, low[:, :, None].expand(-1, -1, frames))  # (B, bins, frames)
+    above = spec.gather(1, (low + 1)[:, :, None].expand(-1, -1, frames))  # (B, bins, frames)
+    return below + frac * (above - below)
 
 
 def reference_mfcc(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:

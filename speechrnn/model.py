@@ -24,7 +24,7 @@ FORMAT = "speechrnn-checkpoint/1"
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and its training-only regularisers (dropout, SpecAugment)."""
+    """Architecture and its training-only regularisers (dropout, frequency warp, SpecAugment)."""
 
     hidden_size: int = 128
     num_layers: int = 2
@@ -36,6 +36,7 @@ class ModelConfig:
     freq_mask_width: int = 7
     time_masks: int = 2
     time_mask_width: int = 0
+    freq_warp: float = 0.0  # training only: frequency axis scaled by U(1 - x, 1 + x) per clip
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers"):
@@ -52,6 +53,8 @@ class ModelConfig:
             raise ConfigError(
                 f"model.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
             )
+        if not 0.0 <= self.freq_warp < 1.0:
+            raise ConfigError(f"model.freq_warp must be in [0, 1), got {self.freq_warp}")
         for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} cannot be negative, got {getattr(self, name)}")
@@ -83,7 +86,7 @@ class StackedLSTMClassifier(nn.Module):
         self.labels = list(labels)
         self.feature_config = features
         self.config = config
-        self.mfcc = MFCC(features)
+        self.mfcc = MFCC(features, config.freq_warp)
         self.specaugment = SpecAugment(
             config.freq_masks, config.freq_mask_width, config.time_masks, config.time_mask_width
         )

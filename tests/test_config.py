@@ -32,6 +32,7 @@ def test_accepts_omegaconf() -> None:
         ({"bidirectional": "yes"}, "model.bidirectional: expected true or false"),
         ({"pooling": "max"}, "model.pooling must be one of"),
         ({"dropout": 1.5}, "model.dropout must be in"),
+        ({"freq_warp": 1.0}, "model.freq_warp must be in"),
     ],
 )
 def test_errors_name_the_key(values: dict, needle: str) -> None:

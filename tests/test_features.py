@@ -1,4 +1,4 @@
-"""MFCC front end: shape, per-clip independence, librosa parity, SpecAugment only in training."""
+"""MFCC front end: shape, per-clip independence, librosa parity, warp and masks only in training."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from speechrnn.errors import ConfigError
-from speechrnn.features import MFCC, FeatureConfig, SpecAugment, reference_mfcc
+from speechrnn.features import (
+    MFCC,
+    FeatureConfig,
+    SpecAugment,
+    reference_mfcc,
+    warp_frequencies,
+)
 
 
 def _speechlike(seed: int, scale: float = 0.3) -> np.ndarray:
@@ -55,6 +61,24 @@ def test_normalisations_per_clip_and_coefficient() -> None:
 
 def test_silence_gives_finite_features() -> None:
     assert torch.isfinite(MFCC(FeatureConfig())(torch.zeros(2, 16000))).all()
+
+
+def test_frequency_warp_moves_a_tone_by_its_factor() -> None:
+    spec = torch.zeros(2, 257, 3)  # (B, bins, frames)
+    spec[:, 40] = 1.0
+    warped = warp_frequencies(spec, torch.tensor([1.25, 0.8]))
+    assert warped[0, :, 0].argmax() == 50 and warped[1, :, 0].argmax() == 32
+    torch.testing.assert_close(warped[:, :, 0], warped[:, :, 2])
+    same = torch.rand(3, 257, 4)
+    torch.testing.assert_close(warp_frequencies(same, torch.ones(3)), same)
+
+
+def test_frequency_warp_in_training_only() -> None:
+    wave = torch.from_numpy(np.stack([_speechlike(4), _speechlike(5)]))  # (2, T)
+    plain = MFCC(FeatureConfig())(wave)
+    warping = MFCC(FeatureConfig(), warp=0.2)
+    assert (warping.train()(wave) - plain).abs().amax(dim=(1, 2)).min() > 0.05
+    torch.testing.assert_close(warping.eval()(wave), plain)
 
 
 def test_specaugment_masks_in_training_only() -> None:

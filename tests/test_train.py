@@ -29,9 +29,15 @@ GROUPS = {
 }
 
 
-def _run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _run_cli(
+    *args: str, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "speechrnn-train"), *args], capture_output=True, text=True, timeout=timeout
+        [str(BIN / "speechrnn-train"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -184,6 +190,17 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     assert after_resume["epochs"] == straight["epochs"] == 4
     assert after_resume["best_val_acc"] == pytest.approx(straight["best_val_acc"], abs=1e-6)
     assert after_resume["test_acc"] == pytest.approx(straight["test_acc"], abs=1e-6)
+
+
+def test_run_dir_holds_the_hydra_config_and_nothing_lands_in_runs(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    overrides = small_task_overrides(small_corpus, run, "trainer.fast_dev_run=true")
+    result = _run_cli(*overrides, "evaluate=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "fast_dev_run: true" in (run / ".hydra" / "config.yaml").read_text()
+    assert (run / "metrics.json").is_file() and not (tmp_path / "runs").exists()
 
 
 def test_console_script_multirun_writes_metrics(small_corpus: Path, tmp_path: Path) -> None:
