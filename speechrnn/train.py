@@ -25,6 +25,7 @@ from speechrnn.model import ModelConfig
 from speechrnn.module import OptimConfig, SpeechCommandsModule
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
+TEST_CHECKPOINTS = ("best", "last")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class TrainSettings:
     run_dir: Path
     ckpt_path: Path | None
     evaluate: bool
+    test_checkpoint: str
 
     @classmethod
     def from_config(cls, cfg: Any) -> TrainSettings:
@@ -92,6 +94,12 @@ class TrainSettings:
                 )
         if ckpt and not Path(ckpt).is_file():
             raise ConfigError(f"ckpt_path: {ckpt} does not exist")
+        test_checkpoint = cfg.get("test_checkpoint", "best")
+        if test_checkpoint not in TEST_CHECKPOINTS:
+            raise ConfigError(
+                f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "
+                f"got {test_checkpoint!r}"
+            )
         seed = cfg.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed: expected an integer, got {seed!r}")
@@ -106,6 +114,7 @@ class TrainSettings:
             run_dir=run_dir,
             ckpt_path=Path(ckpt) if ckpt else None,
             evaluate=bool(cfg.get("evaluate", True)),
+            test_checkpoint=test_checkpoint,
         )
 
 
@@ -134,7 +143,7 @@ class Throughput(L.Callback):
 
 
 def train(cfg: Any) -> dict[str, Any]:
-    """Train, test the best checkpoint, write metrics.json (and the report) into the run dir."""
+    """Train, test the chosen checkpoint, write metrics.json (and the report) into the run dir."""
     settings = TrainSettings.from_config(cfg)
     _quiet_lightning()
     run_dir = settings.run_dir
@@ -156,14 +165,17 @@ def train(cfg: Any) -> dict[str, Any]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path)
     wall = time.perf_counter() - started
     best = _best_checkpoint(trainer)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    chosen = last if settings.test_checkpoint == "last" and best is not None else best
     tested = trainer.test(
-        module, datamodule=datamodule, ckpt_path=best and str(best), verbose=False
+        module, datamodule=datamodule, ckpt_path=chosen and str(chosen), verbose=False
     )
     if not trainer.is_global_zero:
         return {}
     metrics = _run_metrics(trainer, module, best, tested, wall, throughput)
-    if settings.evaluate and best is not None:
-        metrics["report_dir"] = str(_write_report(best, settings, run_dir))
+    metrics["tested_checkpoint"] = str(chosen) if chosen else None
+    if settings.evaluate and chosen is not None:
+        metrics["report_dir"] = str(_write_report(chosen, settings, run_dir))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     val, test = metrics["best_val_acc"], metrics["test_acc"]
     print(f"run dir: {run_dir}  best val/acc {val}  test/acc {test}")
@@ -264,9 +276,9 @@ def _run_metrics(
     }
 
 
-def _write_report(best: Path, settings: TrainSettings, run_dir: Path) -> Path:
+def _write_report(ckpt: Path, settings: TrainSettings, run_dir: Path) -> Path:
     from speechrnn.evaluate import evaluate
 
     return evaluate(
-        best, settings.data, split="test", report_dir=run_dir / "report", seed=settings.seed
+        ckpt, settings.data, split="test", report_dir=run_dir / "report", seed=settings.seed
     )

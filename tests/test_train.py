@@ -66,6 +66,7 @@ def test_every_config_group_composes_and_validates(
         ("trainer.max_epochs=0", "trainer.max_epochs"),
         ("features.n_mfcc=100", "features.n_mfcc"),
         ("resume=true", "resume=true but"),
+        ("test_checkpoint=final", "test_checkpoint must be one of best, last"),
     ],
 )
 def test_bad_values_are_refused_before_training(
@@ -159,6 +160,19 @@ def test_last_checkpoint_is_the_final_epoch_when_the_best_came_earlier(
         "best-epoch000.ckpt",
         "last.ckpt",
     ]
+    assert metrics["tested_checkpoint"] == metrics["best_checkpoint"]
+
+
+def test_test_checkpoint_last_tests_and_reports_the_final_weights(
+    compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
+) -> None:
+    overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
+    metrics = train(compose_train([*overrides, "test_checkpoint=last"]))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert metrics["tested_checkpoint"] == str(last)
+    report = json.loads((Path(metrics["report_dir"]) / "metrics.json").read_text())
+    assert report["checkpoint"] == str(last.resolve())
+    assert report["accuracy"] == pytest.approx(metrics["test_acc"], abs=1e-6)
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(
