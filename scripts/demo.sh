@@ -68,7 +68,7 @@ else
   "$BIN/speechrnn-train" data=synthetic data.root="$CORPUS" model=lstm_small trainer="$DEVICE" \
     trainer.max_epochs="$EPOCHS" optim.lr=1e-2 augment.speed=0.1 run_dir="$RUN"
 fi
-CKPT=$("$VENV_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_checkpoint"])' \
+CKPT=$("$VENV_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["tested_checkpoint"])' \
   "$RUN/metrics.json")
 
 step "Evaluation report (test split, unseen speakers) -> $RUN/report"

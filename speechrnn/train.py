@@ -94,7 +94,7 @@ class TrainSettings:
                 )
         if ckpt and not Path(ckpt).is_file():
             raise ConfigError(f"ckpt_path: {ckpt} does not exist")
-        test_checkpoint = cfg.get("test_checkpoint", "best")
+        test_checkpoint = cfg.get("test_checkpoint", "last")
         if test_checkpoint not in TEST_CHECKPOINTS:
             raise ConfigError(
                 f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "

@@ -160,18 +160,26 @@ def test_last_checkpoint_is_the_final_epoch_when_the_best_came_earlier(
         "best-epoch000.ckpt",
         "last.ckpt",
     ]
-    assert metrics["tested_checkpoint"] == metrics["best_checkpoint"]
+    assert metrics["tested_checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
 
 
-def test_test_checkpoint_last_tests_and_reports_the_final_weights(
-    compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
+@pytest.mark.parametrize("choice", ["best", "last"])
+def test_test_checkpoint_picks_the_weights_tested_and_reported(
+    compose_train: Callable[[list[str]], DictConfig],
+    small_corpus: Path,
+    tmp_path: Path,
+    choice: str,
 ) -> None:
     overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
-    metrics = train(compose_train([*overrides, "test_checkpoint=last"]))
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    assert metrics["tested_checkpoint"] == str(last)
+    metrics = train(compose_train([*overrides, f"test_checkpoint={choice}"]))
+    chosen = (
+        metrics["best_checkpoint"]
+        if choice == "best"
+        else str(tmp_path / "checkpoints" / "last.ckpt")
+    )
+    assert metrics["tested_checkpoint"] == chosen
     report = json.loads((Path(metrics["report_dir"]) / "metrics.json").read_text())
-    assert report["checkpoint"] == str(last.resolve())
+    assert report["checkpoint"] == str(Path(chosen).resolve())
     assert report["accuracy"] == pytest.approx(metrics["test_acc"], abs=1e-6)
 
 
