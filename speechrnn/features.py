@@ -89,7 +89,8 @@ class MFCC(nn.Module):
         dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, "ortho")
         self.register_buffer("dct", dct, persistent=False)  # (n_mels, n_mfcc)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, mel_masks: nn.Module | None = None) -> torch.Tensor:
+        """`mel_masks` (SpecAugment) masks log-mel bands (to their clip mean) before the DCT."""
         with torch.autocast(device_type=wave.device.type, enabled=False):
             spec = self.mel.spectrogram(wave.float())  # (B, n_fft // 2 + 1, frames)
             if self.training and self.warp > 0:
@@ -98,8 +99,11 @@ class MFCC(nn.Module):
             mel = self.mel.mel_scale(spec)  # (B, n_mels, frames)
             db = 10.0 * torch.log10(mel.clamp(min=1e-10))  # (B, n_mels, frames)
             floor = db.amax(dim=(1, 2), keepdim=True) - self.config.top_db  # (B, 1, 1)
-            db = torch.maximum(db, floor)
-            mfcc = db.transpose(1, 2) @ self.dct  # (B, frames, n_mfcc)
+            db = torch.maximum(db, floor).transpose(1, 2)  # (B, frames, n_mels)
+            if mel_masks is not None:
+                mean = db.mean(dim=1, keepdim=True)  # (B, 1, n_mels)
+                db = mel_masks(db - mean) + mean  # a masked band sits at its clip mean
+            mfcc = db @ self.dct  # (B, frames, n_mfcc)
             if self.config.normalize != "none":
                 mfcc = mfcc - mfcc.mean(dim=1, keepdim=True)  # per clip and coefficient
             if self.config.normalize == "meanvar":
@@ -149,7 +153,7 @@ def reference_mfcc(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 class SpecAugment(nn.Module):
-    """Zeroes random frequency bands and time spans of (B, frames, coeffs) in training mode."""
+    """Zeroes random bands and time spans of (B, frames, coeffs or mel bands) in training mode."""
 
     def __init__(self, freq_masks: int, freq_width: int, time_masks: int, time_width: int) -> None:
         super().__init__()

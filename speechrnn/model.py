@@ -17,6 +17,7 @@ from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
 
 POOLINGS = ("last", "mean", "attention")
+MASK_DOMAINS = ("mfcc", "mel")
 SILENCE = "_silence_"
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) carries no signal
 FORMAT = "speechrnn-checkpoint/1"
@@ -37,6 +38,7 @@ class ModelConfig:
     time_masks: int = 2
     time_mask_width: int = 0
     freq_warp: float = 0.0  # training only: frequency axis scaled by U(1 - x, 1 + x) per clip
+    mask_domain: str = "mfcc"  # SpecAugment masks cepstral coefficients or log-mel bands
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers"):
@@ -52,6 +54,11 @@ class ModelConfig:
         if self.pooling not in POOLINGS:
             raise ConfigError(
                 f"model.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
+            )
+        if self.mask_domain not in MASK_DOMAINS:
+            raise ConfigError(
+                f"model.mask_domain must be one of {', '.join(MASK_DOMAINS)}, "
+                f"got {self.mask_domain!r}"
             )
         if not 0.0 <= self.freq_warp < 1.0:
             raise ConfigError(f"model.freq_warp must be in [0, 1), got {self.freq_warp}")
@@ -111,6 +118,8 @@ class StackedLSTMClassifier(nn.Module):
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, frames, n_mfcc), SpecAugment applied in training mode."""
+        if self.config.mask_domain == "mel":
+            return self.mfcc(wave, self.specaugment)
         return self.specaugment(self.mfcc(wave))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ def test_accepts_omegaconf() -> None:
         ({"pooling": "max"}, "model.pooling must be one of"),
         ({"dropout": 1.5}, "model.dropout must be in"),
         ({"freq_warp": 1.0}, "model.freq_warp must be in"),
+        ({"mask_domain": "linear"}, "model.mask_domain must be one of"),
     ],
 )
 def test_errors_name_the_key(values: dict, needle: str) -> None:

@@ -96,6 +96,18 @@ def test_specaugment_masks_in_training_only() -> None:
     assert freq_masked.max() <= 16 and time_masked.max() <= 40
 
 
+def test_mel_domain_masks_blank_whole_log_mel_bands_in_training_only() -> None:
+    wave = torch.from_numpy(np.stack([_speechlike(6), _speechlike(7)]))  # (2, T)
+    mfcc, aug = MFCC(FeatureConfig()), SpecAugment(2, 8, 0, 0)
+    torch.testing.assert_close(mfcc(wave, aug.eval()), mfcc(wave))
+    torch.manual_seed(0)
+    feats = mfcc(wave, aug.train())  # (2, frames, n_mfcc)
+    bands = feats @ mfcc.dct.T  # (2, frames, n_mels): orthonormal DCT with n_mfcc == n_mels
+    blank = (bands.abs() < 1e-4).all(dim=1)  # (2, n_mels): bands zero over every frame
+    plain = (mfcc(wave) @ mfcc.dct.T).abs() < 1e-4
+    assert blank.sum(1).min() >= 1 and blank.sum(1).max() <= 16 and not plain.all(dim=1).any()
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -51,6 +51,18 @@ def test_training_mode_applies_specaugment() -> None:
     assert not (model.features(x) == 0).all(dim=1).any()
 
 
+def test_mel_domain_masks_reach_the_log_mel_bands_not_the_coefficients() -> None:
+    model = _model(freq_masks=2, freq_mask_width=10, time_masks=0, mask_domain="mel")
+    x = torch.randn(8, 16000)
+    torch.manual_seed(1)
+    feats = model.train().features(x)  # (8, frames, n_mfcc)
+    assert not (feats == 0).all(dim=1).any()  # no cepstral coefficient is zeroed
+    bands = feats @ model.mfcc.dct.T  # (8, frames, n_mels)
+    blank = (bands.abs() < 1e-4).all(dim=1)  # (8, n_mels): bands zero over every frame
+    assert blank.any() and blank.sum(dim=1).max() <= 20
+    torch.testing.assert_close(model.eval().features(x), _model().eval().features(x))
+
+
 def test_standalone_checkpoint_roundtrip(tmp_path: Path) -> None:
     model = _model(pooling="mean").eval()
     path = model.save(tmp_path / "m.pt")
