@@ -148,6 +148,16 @@ def random_gain(wave: torch.Tensor, max_db: float, gen: torch.Generator) -> torc
     return wave * 10.0 ** (db / 20.0)
 
 
+def mixup(wave: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mix each row with a shuffled partner at weight lam ~ Beta(alpha, alpha) (torch's RNG).
+
+    Returns the mixed (B, T), the partner of each row (B,) and lam, the weight of the row itself.
+    """
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    partner = torch.randperm(wave.shape[0], device=wave.device)  # (B,)
+    return lam * wave + (1.0 - lam) * wave[partner], partner, lam
+
+
 def augment(
     wave: torch.Tensor, config: AugmentConfig, bank: NoiseBank | None, gen: torch.Generator
 ) -> torch.Tensor:

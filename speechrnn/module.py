@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from speechrnn.augment import batch_seed
+from speechrnn.augment import batch_seed, mixup
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
@@ -30,8 +30,11 @@ class OptimConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.0
+    mixup: float = 0.0  # > 0: training batches mixed at Beta(mixup, mixup) weights
 
     def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise ConfigError(f"optim.mixup cannot be negative, got {self.mixup}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr <= 0:
@@ -81,8 +84,14 @@ class SpeechCommandsModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         waves, targets = batch  # (B, T), (B,)
+        weighted = [(targets, 1.0)]
+        if self.optim.mixup > 0:
+            waves, partner, lam = mixup(waves, self.optim.mixup)
+            weighted = [(targets, lam), (targets[partner], 1.0 - lam)]
         logits = self.model(waves)  # (B, classes)
-        loss = F.cross_entropy(logits, targets, label_smoothing=self.optim.label_smoothing)
+        smoothing = self.optim.label_smoothing
+        loss = sum(w * F.cross_entropy(logits, t, label_smoothing=smoothing) for t, w in weighted)
+        targets = max(weighted, key=lambda pair: pair[1])[0]  # the louder of each pair
         self.train_acc(logits, targets)
         self.log("train/loss", loss, prog_bar=True, batch_size=targets.shape[0])
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)

@@ -12,6 +12,7 @@ from speechrnn.augment import (
     augment,
     change_speed,
     mix_noise,
+    mixup,
     random_gain,
     time_shift,
 )
@@ -53,6 +54,19 @@ def test_augment_shift_stays_within_the_configured_range() -> None:
     assert len(set(moved.tolist())) > 100
     expected = torch.randint(-1600, 1601, (256,), generator=_gen())
     assert torch.equal(moved, expected)
+
+
+def test_mixup_blends_each_row_with_one_partner() -> None:
+    wave = torch.arange(8, dtype=torch.float32)[:, None].expand(8, 100)  # row i is all i
+    torch.manual_seed(3)
+    mixed, partner, lam = mixup(wave, 0.4)
+    assert 0.0 <= lam <= 1.0 and sorted(partner.tolist()) == list(range(8))
+    torch.testing.assert_close(mixed, lam * wave + (1 - lam) * wave[partner])
+    torch.manual_seed(3)
+    again, partner_again, lam_again = mixup(wave, 0.4)
+    assert lam_again == lam and torch.equal(partner_again, partner) and torch.equal(again, mixed)
+    lams = [mixup(wave, 0.2)[2] for _ in range(200)]  # Beta(0.2, 0.2): mostly near 0 or 1
+    assert np.mean([min(x, 1 - x) < 0.1 for x in lams]) > 0.5
 
 
 def test_noise_at_volume_zero_is_identity() -> None:

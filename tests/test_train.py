@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from speechrnn.augment import mixup
 from speechrnn.errors import ConfigError
 from speechrnn.model import load_checkpoint
+from speechrnn.module import SpeechCommandsModule
 from speechrnn.train import TrainSettings, train
 
 from conftest import small_task_overrides
@@ -63,6 +66,7 @@ def test_every_config_group_composes_and_validates(
         ("model.pooling=max", "model.pooling must be one of"),
         ("optim.lr=0", "optim.lr must be positive"),
         ("optim.ema_decay=1.0", "optim.ema_decay must be in"),
+        ("optim.mixup=-1", "optim.mixup cannot be negative"),
         ("trainer.max_epochs=0", "trainer.max_epochs"),
         ("features.n_mfcc=100", "features.n_mfcc"),
         ("resume=true", "resume=true but"),
@@ -131,6 +135,22 @@ def test_same_seed_same_metrics(
         runs.append(train(compose_train([*overrides, "evaluate=false", "seed=7"])))
     for key in ("best_val_acc", "test_acc", "epochs"):
         assert runs[0][key] == runs[1][key]
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_mixup_loss_weighs_both_labels_of_each_mixed_clip() -> None:
+    labels = ["yes", "no", "up"]
+    plain = {"dropout": 0.0, "freq_masks": 0, "time_masks": 0, "hidden_size": 16}
+    module = SpeechCommandsModule(labels, {}, plain, {"mixup": 0.4})
+    waves, targets = 0.1 * torch.randn(6, 16000), torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.manual_seed(5)
+    loss = module.training_step((waves, targets), 0)
+    torch.manual_seed(5)
+    mixed, partner, lam = mixup(waves, 0.4)
+    logits = module.model(mixed)
+    expected = lam * F.cross_entropy(logits, targets)
+    expected += (1 - lam) * F.cross_entropy(logits, targets[partner])
+    torch.testing.assert_close(loss, expected)
 
 
 def test_ema_checkpoint_holds_the_averaged_weights(
