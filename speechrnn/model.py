@@ -39,9 +39,10 @@ class ModelConfig:
     time_mask_width: int = 0
     freq_warp: float = 0.0  # training only: frequency axis scaled by U(1 - x, 1 + x) per clip
     mask_domain: str = "mfcc"  # SpecAugment masks cepstral coefficients or log-mel bands
+    frame_stack: int = 1  # the LSTM steps over groups of this many consecutive frames
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers"):
+        for name in ("hidden_size", "num_layers", "frame_stack"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -98,7 +99,7 @@ class StackedLSTMClassifier(nn.Module):
             config.freq_masks, config.freq_mask_width, config.time_masks, config.time_mask_width
         )
         self.lstm = nn.LSTM(
-            input_size=features.n_mfcc,
+            input_size=features.n_mfcc * config.frame_stack,
             hidden_size=config.hidden_size,
             num_layers=config.num_layers,
             batch_first=True,
@@ -122,8 +123,16 @@ class StackedLSTMClassifier(nn.Module):
             return self.mfcc(wave, self.specaugment)
         return self.specaugment(self.mfcc(wave))
 
+    def stack(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, F, C) -> (B, ceil(F / k), k * C): k consecutive frames per step, end zero-padded."""
+        k = self.config.frame_stack
+        if k == 1:
+            return feats
+        feats = nn.functional.pad(feats, (0, 0, 0, -feats.shape[1] % k))  # (B, k * steps, C)
+        return feats.reshape(feats.shape[0], -1, k * feats.shape[2])  # (B, steps, k * C)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        seq, _ = self.lstm(self.features(wave))  # (B, F, D)
+        seq, _ = self.lstm(self.stack(self.features(wave)))  # (B, steps, D)
         logits = self.head(self.dropout(self.pool(seq)))  # (B, classes)
         if SILENCE not in self.labels:
             return logits

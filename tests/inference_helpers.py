@@ -16,15 +16,15 @@ LABELS = ["yes", "no", "up", "_silence_", "_unknown_"]
 RATE = 16_000
 
 
-def tiny_checkpoint(path: Path, labels: list[str] = LABELS, seed: int = 0) -> Path:
-    """An untrained small model saved as a standalone checkpoint."""
+def tiny_checkpoint(path: Path, labels: list[str] = LABELS, seed: int = 0, **model: object) -> Path:
+    """An untrained small model (ModelConfig `model` overrides) saved as a standalone checkpoint."""
     import torch
 
     from speechrnn.features import FeatureConfig
     from speechrnn.model import ModelConfig, StackedLSTMClassifier
 
     torch.manual_seed(seed)
-    model = StackedLSTMClassifier(labels, FeatureConfig(), ModelConfig(hidden_size=32))
+    model = StackedLSTMClassifier(labels, FeatureConfig(), ModelConfig(hidden_size=32, **model))
     return model.save(path)
 
 

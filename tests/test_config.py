@@ -33,6 +33,7 @@ def test_accepts_omegaconf() -> None:
         ({"pooling": "max"}, "model.pooling must be one of"),
         ({"dropout": 1.5}, "model.dropout must be in"),
         ({"freq_warp": 1.0}, "model.freq_warp must be in"),
+        ({"frame_stack": 0}, "model.frame_stack must be at least 1"),
         ({"mask_domain": "linear"}, "model.mask_domain must be one of"),
     ],
 )

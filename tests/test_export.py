@@ -69,6 +69,16 @@ def test_onnx_matches_eager_for_any_batch(
     np.testing.assert_allclose(OnnxBackend(onnx_path)(clips), eager, atol=1e-5)
 
 
+def test_stacked_frames_export_with_a_dynamic_batch(tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint(tmp_path / "stacked.pt", frame_stack=3, num_layers=2, bidirectional=True)
+    result = export.export_onnx(ckpt, tmp_path / "stacked.onnx")
+    clips = np.stack([speechlike(50 + i) for i in range(5)])  # (5, 16000)
+    with torch.no_grad():
+        eager = load_checkpoint(ckpt)(torch.from_numpy(clips)).softmax(-1).numpy()
+    assert result.max_abs_diff < 1e-5
+    np.testing.assert_allclose(OnnxBackend(result.path)(clips), eager, atol=1e-5)
+
+
 def test_onnx_and_checkpoint_predict_the_same(
     tmp_path: Path, exported: tuple[Path, Path, export.ExportResult]
 ) -> None:

@@ -33,8 +33,30 @@ def test_projection_shrinks_output() -> None:
     assert model.head.in_features == 32 and model(torch.randn(2, 16000)).shape == (2, 4)
 
 
-def test_eval_is_deterministic_and_batch_independent() -> None:
+@pytest.mark.parametrize("k", [2, 3])
+def test_frame_stacking_groups_consecutive_frames_and_pads_the_end(k: int) -> None:
+    model = _model(frame_stack=k, bidirectional=True).eval()
+    feats = model.features(torch.randn(2, 16000))  # (2, 101, 40)
+    stacked = model.stack(feats)  # (2, ceil(101 / k), k * 40)
+    steps = -(-feats.shape[1] // k)
+    assert stacked.shape == (2, steps, k * 40) and model.lstm.input_size == k * 40
+    for i in (0, steps - 2):
+        torch.testing.assert_close(stacked[:, i], feats[:, k * i : k * i + k].flatten(1))
+    tail = feats.shape[1] - k * (steps - 1)
+    assert (stacked[:, -1, tail * 40 :] == 0).all()
+    torch.testing.assert_close(stacked[:, -1, : tail * 40], feats[:, k * (steps - 1) :].flatten(1))
+    assert model(torch.randn(3, 16000)).shape == (3, len(LABELS))
+
+
+def test_no_stacking_leaves_the_features_as_they_are() -> None:
     model = _model().eval()
+    feats = model.features(torch.randn(2, 16000))  # (2, 101, 40)
+    assert model.stack(feats) is feats
+
+
+@pytest.mark.parametrize("frame_stack", [1, 2])
+def test_eval_is_deterministic_and_batch_independent(frame_stack: int) -> None:
+    model = _model(frame_stack=frame_stack).eval()
     x = torch.randn(4, 16000) * 0.1
     with torch.no_grad():
         batched = model(x)
