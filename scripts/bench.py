@@ -53,7 +53,13 @@ def bench_mfcc(device: str, clips: int = 2048) -> dict[str, float]:
 
 
 def bench_train(
-    corpus: Path, run_dir: Path, model: str, trainer: str, epochs: int, batch_size: int
+    corpus: Path,
+    run_dir: Path,
+    model: str,
+    trainer: str,
+    epochs: int,
+    batch_size: int,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """speechrnn-train's own figures (train clips/s excludes validation) for `model`."""
     from hydra import compose, initialize_config_dir
@@ -69,6 +75,7 @@ def bench_train(
         f"model={model}",
         f"trainer={trainer}",
         f"trainer.max_epochs={epochs}",
+        f"trainer.precision={precision}",
         "trainer.progress_bar=false",
         "evaluate=false",
         f"run_dir={run_dir}",
@@ -78,9 +85,15 @@ def bench_train(
 
 
 def bench_train_baseline(
-    corpus: Path, ckpt: Path, device: str, batch_size: int, workers: int, seconds: float
+    corpus: Path,
+    ckpt: Path,
+    device: str,
+    batch_size: int,
+    workers: int,
+    seconds: float,
+    precision: str,
 ) -> float:
-    """The same model and optimiser fed by a per-item librosa Dataset: training clips/s."""
+    """The same model, optimiser and precision fed by a per-item librosa Dataset: clips/s."""
     model = load_checkpoint(ckpt, device).train()
     dataset = LibrosaClips(corpus, list(scan_corpus(corpus).splits["train"]))
     loader = DataLoader(
@@ -95,7 +108,9 @@ def bench_train_baseline(
     clips, start = 0, None
     while start is None or time.perf_counter() - start < seconds:
         for waves, targets in loader:
-            loss = torch.nn.functional.cross_entropy(model(waves.to(device)), targets.to(device))
+            with torch.autocast(device, torch.bfloat16, enabled=precision == "bf16-mixed"):
+                logits = model(waves.to(device))  # (B, classes)
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -167,25 +182,34 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
         )
     )
     corpus = work / "data" / "corpus"
+    epochs = 1 if quick else 2
     for model in ("lstm_small", "lstm"):
-        metrics = bench_train(
-            corpus,
-            work / f"train_{model}_{trainer}",
-            model,
-            trainer,
-            epochs=1 if quick else 2,
-            batch_size=256,
-        )
+        metrics = bench_train(corpus, work / f"train_{model}", model, trainer, epochs, 256)
         ckpt = Path(metrics["best_checkpoint"])
-        base = bench_train_baseline(corpus, ckpt, device, 256, workers=2, seconds=seconds)
+        base = bench_train_baseline(
+            corpus, ckpt, device, 256, workers=2, seconds=seconds, precision=metrics["precision"]
+        )
         results[f"train_{model}"] = {**metrics, "baseline_clips_per_s": base}
         rows.append(
             (
-                f"training, model={model} ({metrics['parameters']:,} params)",
+                f"training, model={model} ({metrics['parameters']:,} params), "
+                f"{metrics['precision']}",
                 metrics["train_clips_per_second"],
                 "clips/s",
                 base,
                 "same model, librosa Dataset",
+            )
+        )
+    if results["train_lstm"]["precision"] != "32-true":
+        full = bench_train(corpus, work / "train_lstm_32", "lstm", trainer, epochs, 256, "32-true")
+        results["train_lstm_32"] = full
+        rows.append(
+            (
+                f"training, model=lstm, {results['train_lstm']['precision']} (auto)",
+                results["train_lstm"]["train_clips_per_second"],
+                "clips/s",
+                full["train_clips_per_second"],
+                "same, trainer.precision=32-true",
             )
         )
     results["eval"] = ev = bench_eval(ckpt, corpus, device)

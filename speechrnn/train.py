@@ -60,10 +60,20 @@ class TrainerConfig:
             )
 
     def resolved_precision(self) -> str:
+        """auto: bf16-mixed where the device computes in bf16 natively, else 32-true."""
         if self.precision != "auto":
             return self.precision
-        gpu = self.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-        return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+        if self.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+            native = torch.cuda.is_bf16_supported()
+        else:
+            native = cpu_has_bf16()
+        return "bf16-mixed" if native else "32-true"
+
+
+def cpu_has_bf16() -> bool:
+    """True on CPUs with bf16 dot-product instructions (AVX512-BF16 or AMX-BF16)."""
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,7 @@ def _quiet_lightning() -> None:
     """Drop Lightning's advertising and the warnings that say nothing about the user's run."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    warnings.filterwarnings("ignore", message=r"Precision .* not supported by the model summary")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tips)
     logging.getLogger("lightning.pytorch").propagate = False  # its own handler prints it once
 
@@ -271,6 +282,7 @@ def _run_metrics(
         "wall_seconds": round(wall, 2),
         "train_clips_per_second": round(throughput.clips_per_second, 1),
         "parameters": module.model.num_parameters(),
+        "precision": str(trainer.precision),
         "labels": module.model.labels,
         "best_checkpoint": str(best) if best else None,
     }

@@ -20,7 +20,7 @@ from speechrnn.augment import mixup
 from speechrnn.errors import ConfigError
 from speechrnn.model import load_checkpoint
 from speechrnn.module import SpeechCommandsModule
-from speechrnn.train import TrainSettings, train
+from speechrnn.train import TrainerConfig, TrainSettings, train
 
 from conftest import small_task_overrides
 
@@ -80,6 +80,22 @@ def test_bad_values_are_refused_before_training(
         TrainSettings.from_config(compose_train([override, f"run_dir={tmp_path}"]))
 
 
+@pytest.mark.parametrize(
+    ("capabilities", "precision", "expected"),
+    [
+        ({"avx512_bf16": True}, "auto", "bf16-mixed"),
+        ({"amx_bf16": True, "avx512_bf16": False}, "auto", "bf16-mixed"),
+        ({"avx512_bf16": False, "avx2": True}, "auto", "32-true"),
+        ({"avx512_bf16": True}, "32-true", "32-true"),
+    ],
+)
+def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch, capabilities: dict, precision: str, expected: str
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert TrainerConfig(accelerator="cpu", precision=precision).resolved_precision() == expected
+
+
 @pytest.mark.parametrize("model", GROUPS["model"])
 def test_fast_dev_run_for_each_model(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path, model: str
@@ -87,6 +103,7 @@ def test_fast_dev_run_for_each_model(
     overrides = small_task_overrides(small_corpus, tmp_path, "trainer.fast_dev_run=true")
     metrics = train(compose_train([*overrides, f"model={model}", "evaluate=false"]))
     assert metrics["test_acc"] is not None and metrics["parameters"] > 0
+    assert metrics["precision"] == TrainerConfig(accelerator="cpu").resolved_precision()
 
 
 def test_learns_on_unseen_speakers(trained_run: Path) -> None:
