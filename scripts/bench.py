@@ -200,18 +200,22 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
                 "same model, librosa Dataset",
             )
         )
-    if results["train_lstm"]["precision"] != "32-true":
-        full = bench_train(corpus, work / "train_lstm_32", "lstm", trainer, epochs, 256, "32-true")
-        results["train_lstm_32"] = full
-        rows.append(
-            (
-                f"training, model=lstm, {results['train_lstm']['precision']} (auto)",
-                results["train_lstm"]["train_clips_per_second"],
-                "clips/s",
-                full["train_clips_per_second"],
-                "same, trainer.precision=32-true",
-            )
+    runs = {results["train_lstm"]["precision"]: results["train_lstm"]}
+    other = "32-true" if "bf16-mixed" in runs else "bf16-mixed"
+    runs[other] = bench_train(
+        corpus, work / "train_lstm_other", "lstm", trainer, epochs, 256, other
+    )
+    results["train_lstm_bf16"] = runs["bf16-mixed"]
+    results["train_lstm_32"] = runs["32-true"]
+    rows.append(
+        (
+            "training, model=lstm, trainer.precision=bf16-mixed",
+            runs["bf16-mixed"]["train_clips_per_second"],
+            "clips/s",
+            runs["32-true"]["train_clips_per_second"],
+            "same, 32-true",
         )
+    )
     results["eval"] = ev = bench_eval(ckpt, corpus, device)
     rows.append(
         (

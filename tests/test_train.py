@@ -81,18 +81,9 @@ def test_bad_values_are_refused_before_training(
 
 
 @pytest.mark.parametrize(
-    ("capabilities", "precision", "expected"),
-    [
-        ({"avx512_bf16": True}, "auto", "bf16-mixed"),
-        ({"amx_bf16": True, "avx512_bf16": False}, "auto", "bf16-mixed"),
-        ({"avx512_bf16": False, "avx2": True}, "auto", "32-true"),
-        ({"avx512_bf16": True}, "32-true", "32-true"),
-    ],
+    ("precision", "expected"), [("auto", "32-true"), ("bf16-mixed", "bf16-mixed")]
 )
-def test_auto_precision_on_cpu_is_bf16_only_where_the_cpu_computes_it(
-    monkeypatch: pytest.MonkeyPatch, capabilities: dict, precision: str, expected: str
-) -> None:
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+def test_cpu_precision_is_float32_unless_asked(precision: str, expected: str) -> None:
     assert TrainerConfig(accelerator="cpu", precision=precision).resolved_precision() == expected
 
 
@@ -103,7 +94,7 @@ def test_fast_dev_run_for_each_model(
     overrides = small_task_overrides(small_corpus, tmp_path, "trainer.fast_dev_run=true")
     metrics = train(compose_train([*overrides, f"model={model}", "evaluate=false"]))
     assert metrics["test_acc"] is not None and metrics["parameters"] > 0
-    assert metrics["precision"] == TrainerConfig(accelerator="cpu").resolved_precision()
+    assert metrics["precision"] == "32-true"
 
 
 def test_learns_on_unseen_speakers(trained_run: Path) -> None:
