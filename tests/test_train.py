@@ -87,6 +87,16 @@ def test_cpu_precision_is_float32_unless_asked(precision: str, expected: str) ->
     assert TrainerConfig(accelerator="cpu", precision=precision).resolved_precision() == expected
 
 
+def test_bf16_mixed_trains_on_the_cpu_and_saves_float32_weights(
+    compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
+) -> None:
+    extra = ("trainer.max_epochs=1", "trainer.precision=bf16-mixed", "evaluate=false")
+    metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
+    assert metrics["precision"] == "bf16-mixed" and metrics["test_acc"] is not None
+    model = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
 @pytest.mark.parametrize("model", GROUPS["model"])
 def test_fast_dev_run_for_each_model(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path, model: str
