@@ -200,13 +200,10 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
                 "same model, librosa Dataset",
             )
         )
-    runs = {results["train_lstm"]["precision"]: results["train_lstm"]}
-    other = "32-true" if "bf16-mixed" in runs else "bf16-mixed"
-    runs[other] = bench_train(
-        corpus, work / "train_lstm_other", "lstm", trainer, epochs, 256, other
-    )
-    results["train_lstm_bf16"] = runs["bf16-mixed"]
-    results["train_lstm_32"] = runs["32-true"]
+    other = "32-true" if results["train_lstm"]["precision"] == "bf16-mixed" else "bf16-mixed"
+    key = f"train_lstm_{other}"
+    results[key] = bench_train(corpus, work / key, "lstm", trainer, epochs, 256, other)
+    runs = {results[k]["precision"]: results[k] for k in ("train_lstm", key)}
     rows.append(
         (
             "training, model=lstm, trainer.precision=bf16-mixed",
