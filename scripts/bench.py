@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -80,6 +81,10 @@ def bench_train(
         "evaluate=false",
         f"run_dir={run_dir}",
     ]
+    if trainer.endswith("ddp"):  # DDP starts its other processes by running the command again
+        cli = Path(sys.executable).parent / "speechrnn-train"
+        subprocess.run([str(cli), *overrides], check=True, stdout=subprocess.DEVNULL)
+        return json.loads((run_dir / "metrics.json").read_text())
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return train(compose("train", overrides=overrides))
 
@@ -213,6 +218,19 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
             "same, 32-true",
         )
     )
+    if device == "cpu":
+        results["train_lstm_cpu_ddp"] = ddp = bench_train(
+            corpus, work / "train_lstm_cpu_ddp", "lstm", "cpu_ddp", epochs, 256
+        )
+        rows.append(
+            (
+                "training, model=lstm, trainer=cpu_ddp (2 one-thread processes)",
+                ddp["train_clips_per_second"],
+                "clips/s",
+                results["train_lstm"]["train_clips_per_second"],
+                "same, trainer=cpu",
+            )
+        )
     results["eval"] = ev = bench_eval(ckpt, corpus, device)
     rows.append(
         (

@@ -100,3 +100,11 @@ def hydra_output_dir() -> Path:
     if not HydraConfig.initialized():
         raise ConfigError("no output dir is set and no Hydra run is active")
     return Path(HydraConfig.get().runtime.output_dir)
+
+
+def hydra_multirun() -> bool:
+    """Whether this is a job of a Hydra `-m` sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -77,8 +77,10 @@ class SpeechCommandsModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout and SpecAugment draw from (seed, epoch, batch) alone, so a resumed run draws
-        # what an uninterrupted one would (Lightning skips on_train_epoch_start on some restarts).
-        torch.manual_seed(batch_seed(self.seed, self.current_epoch, batch_idx))
+        # what an uninterrupted one would (Lightning skips on_train_epoch_start on some restarts);
+        # under DDP each process's share of the batch draws its own.
+        share = batch_idx * self.trainer.world_size + self.global_rank
+        torch.manual_seed(batch_seed(self.seed, self.current_epoch, share))
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -16,7 +16,7 @@ from lightning.pytorch import callbacks as cb
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speechrnn.augment import AugmentConfig
-from speechrnn.config import from_mapping, hydra_output_dir
+from speechrnn.config import from_mapping, hydra_multirun, hydra_output_dir
 from speechrnn.data.config import DataConfig
 from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.errors import ConfigError
@@ -101,13 +101,19 @@ class TrainSettings:
                 f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "
                 f"got {test_checkpoint!r}"
             )
+        trainer = from_mapping(TrainerConfig, cfg.trainer, "trainer")
+        if trainer.strategy.startswith("ddp") and trainer.devices != 1 and hydra_multirun():
+            raise ConfigError(
+                "trainer.strategy=ddp cannot run in a -m sweep: Lightning starts each further "
+                "process by running the whole command again; run the settings one at a time"
+            )
         seed = cfg.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed: expected an integer, got {seed!r}")
         return cls(
             data=from_mapping(DataConfig, cfg.data, "data"),
             model=from_mapping(ModelConfig, cfg.model, "model"),
-            trainer=from_mapping(TrainerConfig, cfg.trainer, "trainer"),
+            trainer=trainer,
             features=from_mapping(FeatureConfig, cfg.features, "features"),
             augment=from_mapping(AugmentConfig, cfg.augment, "augment"),
             optim=from_mapping(OptimConfig, cfg.optim, "optim"),
@@ -238,6 +244,7 @@ def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
         log_every_n_steps=tcfg.log_every_n_steps,
         gradient_clip_val=settings.optim.grad_clip or None,
         deterministic=cpu,
+        use_distributed_sampler=False,  # the loaders split each batch across DDP processes
         callbacks=callbacks,
         enable_progress_bar=tcfg.progress_bar,
         logger=[

@@ -13,7 +13,7 @@ import torch
 from speechrnn.augment import AugmentConfig
 from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import SILENCE, UNKNOWN
-from speechrnn.data.datamodule import RowBatch, SpeechCommandsDataModule
+from speechrnn.data.datamodule import BatchPlan, RowBatch, SpeechCommandsDataModule
 from speechrnn.data.splits import load_split
 from speechrnn.data.toy import TOY_OTHERS, TOY_WORDS
 from speechrnn.errors import DataError
@@ -56,6 +56,28 @@ def test_twelve_class_batches(data: DataConfig) -> None:
     silence = waves[targets == 0]
     assert (silence.abs().amax(dim=1) > 0).all()
     assert waves.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("size", [64, 65, 129, 130, 131, 3])
+def test_ddp_shares_split_every_batch_once(size: int) -> None:
+    rows = np.arange(size) - 5  # the first five rows stand for silence (-1 and below)
+
+    def plan(shard: tuple[int, int]) -> list[RowBatch]:
+        batches = BatchPlan("train", lambda epoch: rows, size, 64, shard=shard)
+        return [batches[i] for i in range(len(batches))]
+
+    single = plan((0, 1))
+    assert np.array_equal(np.concatenate([b.rows.numpy() for b in single]), np.sort(rows))
+    shares = [plan((rank, 3)) for rank in range(3)]
+    assert len({len(s) for s in shares}) == 1  # every process steps the same number of times
+    for i, whole in enumerate(single[: len(shares[0])]):
+        parts = [s[i] for s in shares]
+        assert all(p.rows.numel() > 0 and p.silent == int((p.rows < 0).sum()) for p in parts)
+        assert sorted(p.index for p in parts) == [3 * i, 3 * i + 1, 3 * i + 2]
+        if i + 1 < len(shares[0]):
+            assert np.array_equal(np.sort(np.concatenate([p.rows for p in parts])), whole.rows)
+    every = np.concatenate([p.rows.numpy() for s in shares for p in s])
+    assert np.array_equal(np.sort(every), np.sort(rows))  # no row twice, none lost
 
 
 def test_35_class_style_task_has_no_specials(data: DataConfig) -> None:

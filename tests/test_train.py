@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 GROUPS = {
     "data": ["gsc_v2_12", "gsc_v2_35", "gsc_v1_12", "synthetic"],
     "model": ["lstm", "lstm_small", "lstm_attention"],
-    "trainer": ["auto", "cpu", "gpu", "ddp"],
+    "trainer": ["auto", "cpu", "cpu_ddp", "gpu", "ddp"],
 }
 
 
@@ -55,7 +55,7 @@ def test_every_config_group_composes_and_validates(
         cfg.trainer.accelerator = "cpu"  # the rest of the group still has to validate
     settings = TrainSettings.from_config(cfg)
     assert settings.run_dir == tmp_path
-    if group == "trainer" and option == "ddp":
+    if group == "trainer" and option.endswith("ddp"):
         assert settings.trainer.strategy == "ddp"
 
 
@@ -300,11 +300,26 @@ def test_wrong_override_gives_one_line(tmp_path: Path, override: str, needle: st
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_ddp_two_cpu_processes(small_corpus: Path, tmp_path: Path) -> None:
-    overrides = small_task_overrides(
-        small_corpus, tmp_path, "trainer.max_epochs=1", "evaluate=false"
+def test_ddp_in_a_sweep_is_one_line_error(small_corpus: Path, tmp_path: Path) -> None:
+    overrides = [
+        o for o in small_task_overrides(small_corpus, tmp_path) if not o.startswith("run_dir")
+    ]
+    result = _run_cli(
+        "-m", *overrides, "trainer=cpu_ddp", "seed=0,1", f"hydra.sweep.dir={tmp_path}"
     )
-    result = _run_cli(*overrides, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: trainer.strategy=ddp cannot run in a -m sweep")
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_ddp_two_cpu_processes(small_corpus: Path, tmp_path: Path) -> None:
+    overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
+    result = _run_cli(*overrides, "trainer=cpu_ddp", "data.batch_size=10")  # 3 test batches
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
     assert len(list((tmp_path / "checkpoints").glob("best-*.ckpt"))) == 1
+    # The two processes' test shares add up to the single-process report, clip for clip.
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["test_acc"] == pytest.approx(report["accuracy"], abs=1e-6)

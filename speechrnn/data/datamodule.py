@@ -78,14 +78,18 @@ class BatchPlan(Dataset[RowBatch]):
         size: int,
         batch_size: int,
         current_epoch: Callable[[], int | None] = lambda: None,
+        shard: tuple[int, int] = (0, 1),
     ):
         self.split, self.rows_for, self.size, self.batch_size = split, rows_for, size, batch_size
         self.current_epoch = current_epoch  # the Trainer's epoch, when one drives the loop
+        self.rank, self.world = shard  # this process's share of every batch: rows[rank::world]
         self.epoch = -1
         self._rows = np.zeros(0, np.int64)
 
     def __len__(self) -> int:
-        return -(-self.size // self.batch_size)
+        """Batches of `batch_size` rows; a last one too small to give each process a row merges."""
+        full, rest = divmod(self.size, self.batch_size)
+        return full + int(rest >= self.world)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -96,10 +100,12 @@ class BatchPlan(Dataset[RowBatch]):
         # iterator before it calls set_epoch.
         epoch = self.current_epoch()
         self.set_epoch(max(self.epoch, 0) if epoch is None else epoch)
-        rows = self._rows[i * self.batch_size : (i + 1) * self.batch_size]
+        end = (i + 1) * self.batch_size if i + 1 < len(self) else self.size
+        rows = self._rows[i * self.batch_size : end][self.rank :: self.world]
         rows = rows[np.argsort(rows >= 0, kind="stable")]  # silence first
         silent = int(np.count_nonzero(rows < 0))
-        return RowBatch(self.split, torch.from_numpy(rows), self.epoch, i, silent)
+        index = i * self.world + self.rank  # seeds this share's augmentation
+        return RowBatch(self.split, torch.from_numpy(rows), self.epoch, index, silent)
 
 
 class EpochSampler(Sampler[int]):
@@ -193,6 +199,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                 self.num_train_clips,
                 self.data.batch_size,
                 lambda: None if self.trainer is None else self.trainer.current_epoch,
+                self._shard(),
             )
         )
 
@@ -228,8 +235,20 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         size = len(self.eval_set(split))
         return self._loader(
-            BatchPlan(split, lambda epoch: np.arange(size), size, self.data.batch_size)
+            BatchPlan(
+                split,
+                lambda epoch: np.arange(size),
+                size,
+                self.data.batch_size,
+                shard=self._shard(),
+            )
         )
+
+    def _shard(self) -> tuple[int, int]:
+        """(rank, processes): under DDP each process takes its share of every batch."""
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
 
     @staticmethod
     def _loader(plan: BatchPlan) -> DataLoader:
