@@ -53,12 +53,15 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path) -> Non
 def plot_per_class(scores: dict[str, dict[str, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    items = sorted(scores.items(), key=lambda kv: kv[1]["f1"])
+    items = sorted(scores.items(), key=lambda kv: (kv[1]["recall"], kv[1]["f1"]))
+    names = [k for k, _ in items]
     fig, ax = plt.subplots(figsize=(7, max(3.0, 0.28 * len(items) + 1.2)))
-    ax.barh([k for k, _ in items], [v["f1"] for _, v in items], color="#3b7dd8")
+    ax.barh(names, [v["recall"] for _, v in items], color="#3b7dd8", label="accuracy (recall)")
+    ax.plot([v["f1"] for _, v in items], names, "o", color="#d8683b", markersize=4, label="F1")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("F1")
-    ax.set_title("Per-class F1")
+    ax.set_xlabel("share")
+    ax.set_title("Per-class accuracy")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     ax.tick_params(axis="y", labelsize=8)
     _save(fig, path)
 

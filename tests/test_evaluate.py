@@ -96,8 +96,18 @@ def test_report_files_are_complete_and_offline(forced_report: Path) -> None:
     sources = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     markdown = (forced_report / "report.md").read_text()
-    for heading in ("Headline", "Most confused pairs", "Worst classes", "Per-speaker accuracy"):
+    for heading in (
+        "Headline",
+        "Most confused pairs",
+        "Per-class accuracy",
+        "Per-speaker accuracy",
+    ):
         assert f"## {heading}" in markdown and heading in page
+    per_class = markdown.split("## Per-class accuracy", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip() for line in per_class.splitlines() if line.startswith("| ")]
+    assert rows[0] == "label" and sorted(rows[1:]) == sorted(
+        LABELS
+    )  # every label, not only the worst
 
 
 def test_metrics_of_perfect_predictions() -> None:
