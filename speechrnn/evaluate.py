@@ -16,7 +16,7 @@ from speechrnn.config import from_mapping, hydra_output_dir
 from speechrnn.data.config import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
-from speechrnn.metrics import classification_metrics
+from speechrnn.metrics import by_accuracy, classification_metrics
 from speechrnn.model import StackedLSTMClassifier, load_checkpoint, resolve_device
 from speechrnn.report import (
     Section,
@@ -136,7 +136,7 @@ def _write_report(
 
 def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
     spread = metrics["per_speaker"]
-    classes = sorted(metrics["per_class"].items(), key=lambda kv: (kv[1]["recall"], kv[1]["f1"]))
+    classes = by_accuracy(metrics["per_class"])
     settings = metrics["model_settings"]
     sections = [
         Section(
@@ -209,6 +209,7 @@ def _training_config(ckpt_path: Path) -> str | None:
 
 
 def _print_summary(metrics: dict[str, Any], out: Path) -> None:
+    """The headline, the five classes with the lowest accuracy and the speaker spread."""
     from rich.console import Console
     from rich.table import Table
 
@@ -223,7 +224,26 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
     for name, key in headline:
         table.add_row(name, f"{metrics[key]:.4f}")
     table.add_row("macro F1", f"{metrics['macro']['f1']:.4f}")
-    Console().print(table)
+    spread = metrics["per_speaker"]
+    if spread["speakers"]:
+        table.add_row(
+            f"per speaker ({spread['speakers']})",
+            f"{spread['mean']:.3f} ± {spread['std']:.3f}, min {spread['min']:.3f}",
+        )
+    worst = Table(title="lowest per-class accuracy")
+    for name in ("label", "accuracy", "clips", "most often taken for"):
+        worst.add_column(
+            name, justify="left" if name in ("label", "most often taken for") else "right"
+        )
+    labels, matrix = metrics["confusion"]["labels"], np.array(metrics["confusion"]["matrix"])
+    np.fill_diagonal(matrix, 0)  # (C, C) errors only
+    for label, score in by_accuracy(metrics["per_class"])[:5]:
+        errors = matrix[labels.index(label)]  # (C,)
+        taken = f"{labels[int(errors.argmax())]} ({errors.max()})" if errors.any() else "-"
+        worst.add_row(label, f"{score['recall']:.3f}", str(score["support"]), taken)
+    console = Console()
+    console.print(table)
+    console.print(worst)
     print(f"report: {out / 'report.html'}")
 
 

@@ -93,6 +93,11 @@ def most_confused(matrix: np.ndarray, labels: Sequence[str], top: int = 10) -> l
     return pairs
 
 
+def by_accuracy(per_class: dict[str, dict[str, float]]) -> list[tuple[str, dict[str, float]]]:
+    """(label, scores) pairs, lowest accuracy (recall) first, ties by F1."""
+    return sorted(per_class.items(), key=lambda kv: (kv[1]["recall"], kv[1]["f1"]))
+
+
 def speaker_spread(correct: np.ndarray, speakers: Sequence[str]) -> dict[str, Any]:
     """Accuracy per speaker and its spread; clips without a speaker (silence) are left out."""
     per: dict[str, list[bool]] = {}

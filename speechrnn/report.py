@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from speechrnn.metrics import by_accuracy
+
 Row = Sequence[object]
 
 
@@ -53,7 +55,7 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path) -> Non
 def plot_per_class(scores: dict[str, dict[str, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    items = sorted(scores.items(), key=lambda kv: (kv[1]["recall"], kv[1]["f1"]))
+    items = by_accuracy(scores)
     names = [k for k, _ in items]
     fig, ax = plt.subplots(figsize=(7, max(3.0, 0.28 * len(items) + 1.2)))
     ax.barh(names, [v["recall"] for _, v in items], color="#3b7dd8", label="accuracy (recall)")

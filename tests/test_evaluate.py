@@ -159,6 +159,8 @@ def test_cli_writes_report_and_fails_in_one_line(small_corpus: Path, tmp_path: P
     )
     assert ok.returncode == 0, ok.stderr
     assert "accuracy" in ok.stdout and (tmp_path / "rep" / "report.html").is_file()
+    assert "lowest per-class accuracy" in ok.stdout and "yes (" in ok.stdout  # all taken for yes
+    assert "per speaker (" in ok.stdout
     bad = subprocess.run(
         [exe, f"ckpt_path={tmp_path}/missing.ckpt", *common, f"report_dir={tmp_path}/r2"],
         capture_output=True,
