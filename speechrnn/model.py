@@ -15,6 +15,7 @@ from torch import nn
 
 from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
+from speechrnn.stem import ConvStem
 
 POOLINGS = ("last", "mean", "attention")
 MASK_DOMAINS = ("mfcc", "mel")
@@ -40,9 +41,11 @@ class ModelConfig:
     freq_warp: float = 0.0  # training only: frequency axis scaled by U(1 - x, 1 + x) per clip
     mask_domain: str = "mfcc"  # SpecAugment masks cepstral coefficients or log-mel bands
     frame_stack: int = 1  # the LSTM steps over groups of this many consecutive frames
+    conv_channels: int = 0  # > 0: a 3x3 convolution stem over the log-mel frames (ConvStem)
+    conv_stride: int = 1  # the stem's step in frames
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "frame_stack"):
+        for name in ("hidden_size", "num_layers", "frame_stack", "conv_stride"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -63,7 +66,8 @@ class ModelConfig:
             )
         if not 0.0 <= self.freq_warp < 1.0:
             raise ConfigError(f"model.freq_warp must be in [0, 1), got {self.freq_warp}")
-        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+        masks = ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width")
+        for name in (*masks, "conv_channels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} cannot be negative, got {getattr(self, name)}")
 
@@ -98,8 +102,14 @@ class StackedLSTMClassifier(nn.Module):
         self.specaugment = SpecAugment(
             config.freq_masks, config.freq_mask_width, config.time_masks, config.time_mask_width
         )
+        self.stem = (
+            ConvStem(features.n_mels, config.conv_channels, config.conv_stride)
+            if config.conv_channels
+            else None
+        )
+        step_size = self.stem.output_size if self.stem is not None else features.n_mfcc
         self.lstm = nn.LSTM(
-            input_size=features.n_mfcc * config.frame_stack,
+            input_size=step_size * config.frame_stack,
             hidden_size=config.hidden_size,
             num_layers=config.num_layers,
             batch_first=True,
@@ -123,6 +133,12 @@ class StackedLSTMClassifier(nn.Module):
             return self.mfcc(wave, self.specaugment)
         return self.specaugment(self.mfcc(wave))
 
+    def steps(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, F, n_mfcc) -> (B, steps, LSTM input): through the stem when there is one, stacked."""
+        if self.stem is not None:
+            feats = self.stem(feats @ self.mfcc.dct.T)  # (B, F', C') from (B, F, n_mels) log-mel
+        return self.stack(feats)
+
     def stack(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, F, C) -> (B, ceil(F / k), k * C): k consecutive frames per step, end zero-padded."""
         k = self.config.frame_stack
@@ -132,7 +148,7 @@ class StackedLSTMClassifier(nn.Module):
         return feats.reshape(feats.shape[0], -1, k * feats.shape[2])  # (B, steps, k * C)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        seq, _ = self.lstm(self.stack(self.features(wave)))  # (B, steps, D)
+        seq, _ = self.lstm(self.steps(self.features(wave)))  # (B, steps, D)
         logits = self.head(self.dropout(self.pool(seq)))  # (B, classes)
         if SILENCE not in self.labels:
             return logits

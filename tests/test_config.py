@@ -34,6 +34,8 @@ def test_accepts_omegaconf() -> None:
         ({"dropout": 1.5}, "model.dropout must be in"),
         ({"freq_warp": 1.0}, "model.freq_warp must be in"),
         ({"frame_stack": 0}, "model.frame_stack must be at least 1"),
+        ({"conv_stride": 0}, "model.conv_stride must be at least 1"),
+        ({"conv_channels": -1}, "model.conv_channels cannot be negative"),
         ({"mask_domain": "linear"}, "model.mask_domain must be one of"),
     ],
 )

@@ -54,9 +54,27 @@ def test_no_stacking_leaves_the_features_as_they_are() -> None:
     assert model.stack(feats) is feats
 
 
-@pytest.mark.parametrize("frame_stack", [1, 2])
-def test_eval_is_deterministic_and_batch_independent(frame_stack: int) -> None:
-    model = _model(frame_stack=frame_stack).eval()
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_stem_reads_log_mel_frames_and_steps_by_its_stride(stride: int) -> None:
+    model = _model(conv_channels=4, conv_stride=stride, bidirectional=True).eval()
+    dct = model.mfcc.dct  # (n_mels, n_mfcc), orthonormal: the stem's log-mel is exact
+    torch.testing.assert_close(dct.T @ dct, torch.eye(40))
+    feats = model.features(torch.randn(2, 16000))  # (2, 101, 40)
+    with torch.no_grad():
+        steps = model.steps(feats)  # (2, ceil(101 / stride), 4 * 10)
+        nudged = feats.clone()
+        nudged[:, 50] += 1.0
+        changed = (model.steps(nudged) - steps).abs().amax(dim=(0, 2)) > 0  # (steps,)
+    assert steps.shape == (2, -(-101 // stride), 40) and model.lstm.input_size == 40
+    # two 3x3 convolutions: a step sees the frames within 2 of its centre, stride * step
+    near = [i for i in range(steps.shape[1]) if abs(stride * i - 50) <= 2]
+    assert changed.nonzero().flatten().tolist() == near
+    assert model(torch.randn(3, 16000)).shape == (3, len(LABELS))
+
+
+@pytest.mark.parametrize("settings", [{"frame_stack": 1}, {"frame_stack": 2}, {"conv_channels": 4}])
+def test_eval_is_deterministic_and_batch_independent(settings: dict) -> None:
+    model = _model(**settings).eval()
     x = torch.randn(4, 16000) * 0.1
     with torch.no_grad():
         batched = model(x)
@@ -85,11 +103,13 @@ def test_mel_domain_masks_reach_the_log_mel_bands_not_the_coefficients() -> None
     torch.testing.assert_close(model.eval().features(x), _model().eval().features(x))
 
 
-def test_standalone_checkpoint_roundtrip(tmp_path: Path) -> None:
-    model = _model(pooling="mean").eval()
-    path = model.save(tmp_path / "m.pt")
+@pytest.mark.parametrize("settings", [{"pooling": "mean"}, {"conv_channels": 4, "conv_stride": 2}])
+def test_standalone_checkpoint_roundtrip(tmp_path: Path, settings: dict) -> None:
+    model = _model(**settings)
+    model(torch.randn(4, 16000))  # training mode: the stem's batch-norm statistics move
+    path = model.eval().save(tmp_path / "m.pt")
     raw = torch.load(path, weights_only=True)
-    assert raw["labels"] == LABELS and raw["model"]["pooling"] == "mean"
+    assert raw["labels"] == LABELS and all(raw["model"][k] == v for k, v in settings.items())
     loaded = load_checkpoint(path)
     x = torch.randn(2, 16000)
     with torch.no_grad():
