@@ -99,6 +99,12 @@ class SpeechCommandsModule(L.LightningModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        share_rank_zero_buffers(self.model)
+
+    def on_test_epoch_start(self) -> None:
+        share_rank_zero_buffers(self.model)
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_acc)
 
@@ -142,6 +148,17 @@ class SpeechCommandsModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["speechrnn"] = self.model.metadata()
+
+
+def share_rank_zero_buffers(module: torch.nn.Module) -> None:
+    """Under DDP, every process takes rank 0's buffers: the batch-norm statistics it checkpoints.
+
+    DDP sends them out before each training step only, so after it each process holds statistics
+    updated on its own share of the batch; evaluating with those would not be the saved model.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for buffer in module.buffers():
+            torch.distributed.broadcast(buffer, src=0)
 
 
 def warmup_cosine(warmup: int, total: int) -> Any:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from speechrnn.augment import mixup
 from speechrnn.errors import ConfigError
 from speechrnn.model import load_checkpoint
-from speechrnn.module import SpeechCommandsModule
+from speechrnn.module import SpeechCommandsModule, share_rank_zero_buffers
 from speechrnn.train import TrainerConfig, TrainSettings, train
 
 from conftest import small_task_overrides
@@ -314,7 +314,8 @@ def test_ddp_in_a_sweep_is_one_line_error(small_corpus: Path, tmp_path: Path) ->
 
 
 def test_ddp_two_cpu_processes(small_corpus: Path, tmp_path: Path) -> None:
-    overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
+    stem = ["model.conv_channels=4", "model.conv_stride=2"]  # batch norm: per-process statistics
+    overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2", *stem)
     result = _run_cli(*overrides, "trainer=cpu_ddp", "data.batch_size=10")  # 3 test batches
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -323,3 +324,22 @@ def test_ddp_two_cpu_processes(small_corpus: Path, tmp_path: Path) -> None:
     # The two processes' test shares add up to the single-process report, clip for clip.
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["test_acc"] == pytest.approx(report["accuracy"], abs=1e-6)
+
+
+def _share_from(rank: int, init_file: str, out: str) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
+    norm = torch.nn.BatchNorm1d(3)
+    norm.running_mean.fill_(rank + 1.0)  # as if each process had seen its own share of a batch
+    share_rank_zero_buffers(norm)
+    torch.save(norm.state_dict(), f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_processes_evaluate_with_rank_zero_batch_norm_statistics(tmp_path: Path) -> None:
+    out = tmp_path / "norm"
+    torch.multiprocessing.spawn(_share_from, args=(str(tmp_path / "init"), str(out)), nprocs=2)
+    states = [torch.load(f"{out}.{rank}") for rank in (0, 1)]
+    assert states[0]["running_mean"].tolist() == [1.0, 1.0, 1.0]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
