@@ -173,6 +173,8 @@ def train(cfg: Any) -> dict[str, Any]:
     wall = time.perf_counter() - started
     best = _best_checkpoint(trainer)
     last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file() and settings.ckpt_path is not None:  # a finished run, resumed elsewhere
+        last = settings.ckpt_path
     chosen = last if settings.test_checkpoint == "last" and best is not None else best
     tested = trainer.test(
         module, datamodule=datamodule, ckpt_path=chosen and str(chosen), verbose=False

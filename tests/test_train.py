@@ -252,6 +252,21 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     assert after_resume["test_acc"] == pytest.approx(straight["test_acc"], abs=1e-6)
 
 
+def test_a_finished_run_resumed_into_a_new_run_dir_tests_its_final_weights(
+    compose_train: Callable[[list[str]], DictConfig],
+    small_corpus: Path,
+    trained_run: Path,
+    tmp_path: Path,
+) -> None:
+    finished = json.loads((trained_run / "metrics.json").read_text())
+    final = trained_run / "checkpoints" / "last.ckpt"
+    extra = ("trainer.max_epochs=30", "model.hidden_size=128", f"ckpt_path={final}")
+    metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
+    assert metrics["tested_checkpoint"] == str(final)
+    assert metrics["test_acc"] == pytest.approx(finished["test_acc"], abs=1e-6)
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
 def test_run_dir_holds_the_hydra_config_and_nothing_lands_in_runs(
     small_corpus: Path, tmp_path: Path
 ) -> None:
