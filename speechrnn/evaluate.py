@@ -16,7 +16,7 @@ from speechrnn.config import from_mapping, hydra_output_dir
 from speechrnn.data.config import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
-from speechrnn.metrics import by_accuracy, classification_metrics
+from speechrnn.metrics import by_accuracy, classification_metrics, errors_only
 from speechrnn.model import StackedLSTMClassifier, load_checkpoint, resolve_device
 from speechrnn.report import (
     Section,
@@ -235,8 +235,7 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
         worst.add_column(
             name, justify="left" if name in ("label", "most often taken for") else "right"
         )
-    labels, matrix = metrics["confusion"]["labels"], np.array(metrics["confusion"]["matrix"])
-    np.fill_diagonal(matrix, 0)  # (C, C) errors only
+    labels, matrix = metrics["confusion"]["labels"], errors_only(metrics["confusion"]["matrix"])
     for label, score in by_accuracy(metrics["per_class"])[:5]:
         errors = matrix[labels.index(label)]  # (C,)
         taken = f"{labels[int(errors.argmax())]} ({errors.max()})" if errors.any() else "-"

@@ -76,10 +76,16 @@ def averaged(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]
     return result
 
 
+def errors_only(matrix: np.ndarray) -> np.ndarray:
+    """A copy of the confusion matrix (C, C) with its diagonal zeroed: the misclassified clips."""
+    off = np.array(matrix)
+    np.fill_diagonal(off, 0)
+    return off
+
+
 def most_confused(matrix: np.ndarray, labels: Sequence[str], top: int = 10) -> list[dict[str, Any]]:
     """The off-diagonal cells with the most clips, largest first."""
-    off = matrix.copy()
-    np.fill_diagonal(off, 0)
+    off = errors_only(matrix)
     order = np.argsort(-off, axis=None, kind="stable")[:top]
     pairs = []
     for flat in order:
