@@ -37,7 +37,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "auto"
-    max_epochs: int = 200
+    max_epochs: int = 150
     early_stopping_patience: int = 0
     fast_dev_run: bool = False
     limit_train_batches: float = 1.0

@@ -54,7 +54,7 @@ def test_no_stacking_leaves_the_features_as_they_are() -> None:
     assert model.stack(feats) is feats
 
 
-@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2, 3])
 def test_conv_stem_reads_log_mel_frames_and_steps_by_its_stride(stride: int) -> None:
     model = _model(conv_channels=4, conv_stride=stride, bidirectional=True).eval()
     dct = model.mfcc.dct  # (n_mels, n_mfcc), orthonormal: the stem's log-mel is exact
