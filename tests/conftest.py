@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -61,6 +64,20 @@ def http_server() -> Iterator[LoopbackServer]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def console_script(name: str) -> str:
+    """The installed console script `name` (speechrnn-train, ...) beside this interpreter."""
+    return str(Path(sys.executable).parent / name)
+
+
+def run_console(
+    name: str, *args: str, timeout: float = 300, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run console script `name` with `args` to completion, its output captured as text."""
+    return subprocess.run(
+        [console_script(name), *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:

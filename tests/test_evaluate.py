@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from speechrnn.features import FeatureConfig
 from speechrnn.metrics import classification_metrics
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
 
-from conftest import SMALL_WORDS
+from conftest import SMALL_WORDS, run_console
 
 LABELS = ["_silence_", "_unknown_", *SMALL_WORDS]
 FORCED = LABELS.index("yes")
@@ -151,20 +149,19 @@ def test_cli_writes_report_and_fails_in_one_line(small_corpus: Path, tmp_path: P
     ckpt = _forced_model(tmp_path / "m.pt", LABELS, FORCED)
     words = ",".join(f'"{w}"' for w in SMALL_WORDS)
     common = [f"data.root={small_corpus}", f"data.words=[{words}]"]
-    exe = str(Path(sys.executable).parent / "speechrnn-eval")
-    ok = subprocess.run(
-        [exe, f"ckpt_path={ckpt}", *common, f"report_dir={tmp_path}/rep", "split=validation"],
-        capture_output=True,
-        text=True,
+    ok = run_console(
+        "speechrnn-eval",
+        f"ckpt_path={ckpt}",
+        *common,
+        f"report_dir={tmp_path}/rep",
+        "split=validation",
     )
     assert ok.returncode == 0, ok.stderr
     assert "accuracy" in ok.stdout and (tmp_path / "rep" / "report.html").is_file()
     assert "lowest per-class accuracy" in ok.stdout and "yes (" in ok.stdout  # all taken for yes
     assert "per speaker (" in ok.stdout
-    bad = subprocess.run(
-        [exe, f"ckpt_path={tmp_path}/missing.ckpt", *common, f"report_dir={tmp_path}/r2"],
-        capture_output=True,
-        text=True,
+    bad = run_console(
+        "speechrnn-eval", f"ckpt_path={tmp_path}/missing.ckpt", *common, f"report_dir={tmp_path}/r2"
     )
     lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
     assert bad.returncode == 1 and len(lines) == 1 and "checkpoint not found" in lines[0]

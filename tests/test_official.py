@@ -7,8 +7,6 @@ import io
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +29,7 @@ from speechrnn.data.splits import load_split
 from speechrnn.errors import ConfigError, DataError
 from speechrnn.evaluate import evaluate, evaluate_config
 
-from conftest import SMALL_WORDS, compose_config
+from conftest import SMALL_WORDS, compose_config, run_console
 
 if TYPE_CHECKING:
     from loopback import LoopbackServer
@@ -203,20 +201,15 @@ def test_cli_evaluates_a_local_test_set(
     tmp_path: Path, test_set: tuple[Path, dict[str, tuple[str, str]]]
 ) -> None:
     ckpt = _forced_model(tmp_path / "m.pt", LABELS, YES)
-    exe = str(Path(sys.executable).parent / "speechrnn-eval")
     common = [f"ckpt_path={ckpt}", f"data.cache_dir={tmp_path / 'cache'}"]
-    ok = subprocess.run(
-        [exe, *common, f"data.test_set={test_set[0]}", f"report_dir={tmp_path}/rep"],
-        capture_output=True,
-        text=True,
+    ok = run_console(
+        "speechrnn-eval", *common, f"data.test_set={test_set[0]}", f"report_dir={tmp_path}/rep"
     )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "rep" / "report.html").is_file()
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["clips"] == 11
-    bad = subprocess.run(
-        [exe, *common, f"data.test_set={tmp_path}/none", f"report_dir={tmp_path}/r2"],
-        capture_output=True,
-        text=True,
+    bad = run_console(
+        "speechrnn-eval", *common, f"data.test_set={tmp_path}/none", f"report_dir={tmp_path}/r2"
     )
     lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
     assert bad.returncode == 1 and len(lines) == 1 and "Traceback" not in bad.stderr

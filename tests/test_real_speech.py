@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import run_console
 
 REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "gsc_real_dev"
 
@@ -16,9 +16,8 @@ REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "gsc_real_dev"
 @pytest.mark.skipif(not REAL_DEV.is_dir(), reason="real GSC slice not present at ../shared")
 def test_default_recipe_reaches_92_percent_on_unseen_real_speakers(tmp_path: Path) -> None:
     # The README's CPU command: two one-thread DDP processes (DDP runs the command again).
-    command = [str(Path(sys.executable).parent / "speechrnn-train"), f"data.root={REAL_DEV}"]
     extra = ["trainer=cpu_ddp", "trainer.progress_bar=false", f"run_dir={tmp_path}"]
-    result = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=3600)
+    result = run_console("speechrnn-train", f"data.root={REAL_DEV}", *extra, timeout=3600)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())

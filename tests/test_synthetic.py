@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from speechrnn.data.synthetic import (
     synthesize,
 )
 from speechrnn.errors import ConfigError, DataError
+
+from conftest import console_script, run_console
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_NAME = re.compile(r"[0-9a-f]{8}_nohash_0\.wav")
@@ -197,8 +198,7 @@ def test_interrupted_run_leaves_nothing_that_looks_complete(
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_run_never_looks_complete(tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "corpus"
-    script = Path(sys.executable).parent / "speechrnn-synth"
-    cmd = [str(script), str(out), "--speakers", "60", "--jobs", "1"]
+    cmd = [console_script("speechrnn-synth"), str(out), "--speakers", "60", "--jobs", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -231,13 +231,8 @@ def test_missing_espeak_gives_one_clear_line_through_main(
 
 
 def test_missing_espeak_through_the_console_script(tmp_path: Path) -> None:
-    script = Path(sys.executable).parent / "speechrnn-synth"
-    done = subprocess.run(
-        [str(script), str(tmp_path / "corpus")],
-        env=_no_espeak_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_console(
+        "speechrnn-synth", str(tmp_path / "corpus"), env=_no_espeak_env(tmp_path), timeout=120
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

@@ -22,26 +22,13 @@ from speechrnn.model import load_checkpoint
 from speechrnn.module import SpeechCommandsModule, share_rank_zero_buffers
 from speechrnn.train import TrainerConfig, TrainSettings, train
 
-from conftest import small_task_overrides
+from conftest import console_script, run_console, small_task_overrides
 
-BIN = Path(sys.executable).parent
 GROUPS = {
     "data": ["gsc_v2_12", "gsc_v2_35", "gsc_v1_12", "synthetic"],
     "model": ["lstm", "lstm_small", "lstm_attention"],
     "trainer": ["auto", "cpu", "cpu_ddp", "gpu", "ddp"],
 }
-
-
-def _run_cli(
-    *args: str, timeout: float = 300, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "speechrnn-train"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])
@@ -228,7 +215,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     killed_dir = tmp_path / "killed"
     overrides = small_task_overrides(small_corpus, killed_dir, *epochs)
     proc = subprocess.Popen(
-        [str(BIN / "speechrnn-train"), *overrides],
+        [console_script("speechrnn-train"), *overrides],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -241,7 +228,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     proc.wait()
     assert last.exists() and not (killed_dir / "metrics.json").exists()
 
-    resumed = _run_cli(*overrides, "resume=true")
+    resumed = run_console("speechrnn-train", *overrides, "resume=true")
     assert resumed.returncode == 0, resumed.stderr
     after_resume = json.loads((killed_dir / "metrics.json").read_text())
     straight = train(
@@ -272,7 +259,7 @@ def test_run_dir_holds_the_hydra_config_and_nothing_lands_in_runs(
 ) -> None:
     run = tmp_path / "run"
     overrides = small_task_overrides(small_corpus, run, "trainer.fast_dev_run=true")
-    result = _run_cli(*overrides, "evaluate=false", cwd=tmp_path)
+    result = run_console("speechrnn-train", *overrides, "evaluate=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "fast_dev_run: true" in (run / ".hydra" / "config.yaml").read_text()
     assert (run / "metrics.json").is_file() and not (tmp_path / "runs").exists()
@@ -282,7 +269,8 @@ def test_console_script_multirun_writes_metrics(small_corpus: Path, tmp_path: Pa
     overrides = [
         o for o in small_task_overrides(small_corpus, tmp_path) if not o.startswith("run_dir")
     ]
-    result = _run_cli(
+    result = run_console(
+        "speechrnn-train",
         "-m",
         *overrides,
         "model.hidden_size=16,24",
@@ -308,7 +296,9 @@ def test_console_script_multirun_writes_metrics(small_corpus: Path, tmp_path: Pa
     ],
 )
 def test_wrong_override_gives_one_line(tmp_path: Path, override: str, needle: str) -> None:
-    result = _run_cli(override, f"run_dir={tmp_path}", "data=synthetic", timeout=120)
+    result = run_console(
+        "speechrnn-train", override, f"run_dir={tmp_path}", "data=synthetic", timeout=120
+    )
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert result.returncode == 1
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
@@ -319,8 +309,13 @@ def test_ddp_in_a_sweep_is_one_line_error(small_corpus: Path, tmp_path: Path) ->
     overrides = [
         o for o in small_task_overrides(small_corpus, tmp_path) if not o.startswith("run_dir")
     ]
-    result = _run_cli(
-        "-m", *overrides, "trainer=cpu_ddp", "seed=0,1", f"hydra.sweep.dir={tmp_path}"
+    result = run_console(
+        "speechrnn-train",
+        "-m",
+        *overrides,
+        "trainer=cpu_ddp",
+        "seed=0,1",
+        f"hydra.sweep.dir={tmp_path}",
     )
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
@@ -333,7 +328,8 @@ def test_ddp_two_cpu_processes(small_corpus: Path, tmp_path: Path) -> None:
     overrides = small_task_overrides(
         small_corpus, tmp_path, "trainer.max_epochs=2", "seed=1", *stem
     )
-    result = _run_cli(*overrides, "trainer=cpu_ddp", "data.batch_size=10")  # 3 test batches
+    ddp = ("trainer=cpu_ddp", "data.batch_size=10")  # 3 test batches
+    result = run_console("speechrnn-train", *overrides, *ddp)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["epochs"] == 2
