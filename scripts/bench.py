@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as speechrnn-predict does
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # tone corpus, librosa MFCC
 
 import torch
 from torch.utils.data import DataLoader
 
 from speechrnn import CONFIG_DIR
 from speechrnn.audio import load_audio
-from speechrnn.data.bench import LibrosaClips, bench_corpus, benchmark
+from speechrnn.checkpoint import load_checkpoint
 from speechrnn.data.corpus import scan_corpus
-from speechrnn.features import MFCC, FeatureConfig, reference_mfcc
-from speechrnn.model import load_checkpoint
+from speechrnn.features import MFCC, FeatureConfig
+
+from benchmarks.data import LibrosaClips, bench_corpus, benchmark
+from support.reference import reference_mfcc
 
 Row = tuple[str, float, str, float | None, str]  # name, ours, unit, baseline, baseline's name
 LIBROSA_DATASET = "librosa Dataset, 2 workers, not augmented"
@@ -65,7 +68,7 @@ def bench_train(
     """speechrnn-train's own figures (train clips/s excludes validation) for `model`."""
     from hydra import compose, initialize_config_dir
 
-    from speechrnn.train import train
+    from speechrnn.training.train import train
 
     overrides = [
         f"data.root={corpus}",
@@ -132,8 +135,8 @@ def bench_train_baseline(
 
 def bench_eval(ckpt: Path, corpus: Path, device: str) -> dict[str, float]:
     """evaluate() on the test split (batched on the device) vs one clip at a time from files."""
-    from speechrnn.data.config import DataConfig
-    from speechrnn.evaluate import evaluate
+    from speechrnn.data.settings import DataConfig
+    from speechrnn.evaluation.evaluate import evaluate
 
     data = DataConfig(root=str(corpus), words=None, silence_share=0.0, unknown_share=0.0)
     start = time.perf_counter()
@@ -156,8 +159,8 @@ def bench_eval(ckpt: Path, corpus: Path, device: str) -> dict[str, float]:
 
 
 def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str, Any], list[Row]]:
-    from speechrnn.data.synthetic import bench_synth
-    from speechrnn.predict_bench import bench_predict
+    from benchmarks.predict import bench_predict
+    from benchmarks.synth import bench_synth
 
     trainer = "gpu" if device == "cuda" else "cpu"
     seconds = 3.0 if quick else 10.0

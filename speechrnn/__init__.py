@@ -17,13 +17,13 @@ def _config_dir() -> Path:
 CONFIG_DIR: Path = _config_dir()
 
 if TYPE_CHECKING:
-    from speechrnn.predict import load_model
+    from speechrnn.inference.predict import load_model
 
 
 def __getattr__(name: str) -> object:
     # Lazy, so `import speechrnn` stays free of torch for the ONNX path.
     if name == "load_model":
-        from speechrnn.predict import load_model
+        from speechrnn.inference.predict import load_model
 
         return load_model
     raise AttributeError(f"module 'speechrnn' has no attribute {name!r}")

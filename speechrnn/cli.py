@@ -77,17 +77,17 @@ def _unparsable_override() -> str:
 
 def train_main() -> None:
     """speechrnn-train: train a model (conf/train.yaml)."""
-    run_hydra_app("train", "speechrnn.train:train")
+    run_hydra_app("train", "speechrnn.training.train:train")
 
 
 def eval_main() -> None:
     """speechrnn-eval: write an evaluation report for a checkpoint (conf/eval.yaml)."""
-    run_hydra_app("eval", "speechrnn.evaluate:evaluate_config")
+    run_hydra_app("eval", "speechrnn.evaluation.evaluate:evaluate_config")
 
 
 def export_main() -> None:
     """speechrnn-export: export a checkpoint to ONNX (conf/export.yaml)."""
-    run_hydra_app("export", "speechrnn.export:export_config")
+    run_hydra_app("export", "speechrnn.inference.export:export_config")
 
 
 def download_main() -> None:

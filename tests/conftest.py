@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from speechrnn import CONFIG_DIR
 
-from loopback import LoopbackServer, serve
+from support.loopback import LoopbackServer, serve
 
 SMALL_CORPUS_WORDS = ("yes", "no", "up", "down", "left", "right", "bird", "cat", "dog")
 SMALL_CORPUS_SPEAKERS = 36
@@ -47,7 +47,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     `_background_noise_/` with 5 files of 60 s; `validation_list.txt`, `testing_list.txt`.
     Shared by all tests: treat it as read-only (copy it before changing anything).
     """
-    from speechrnn.data.synthetic import synthesize
+    from speechrnn.data.synth.writer import synthesize
 
     out = tmp_path_factory.mktemp("small_corpus") / "gsc"
     return synthesize(out, SMALL_CORPUS_WORDS, SMALL_CORPUS_SPEAKERS, seed=0, progress=False)
@@ -111,7 +111,7 @@ def compose_train() -> Callable[[list[str]], DictConfig]:
 @pytest.fixture(scope="session")
 def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run dir of lstm_small trained once per session on `small_corpus` (metrics.json, report)."""
-    from speechrnn.train import train
+    from speechrnn.training.train import train
 
     run_dir = tmp_path_factory.mktemp("trained_run")
     extra = ("trainer.max_epochs=30", "optim.lr=1e-2", "model.hidden_size=128")
@@ -132,6 +132,6 @@ def trained_checkpoint(trained_run: Path) -> Path:
 @pytest.fixture(scope="session")
 def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 13-word tone corpus in GSC layout, 10 speakers; read-only (copy it to change it)."""
-    from speechrnn.data.toy import write_toy_corpus
+    from support.tones import write_toy_corpus
 
     return write_toy_corpus(tmp_path_factory.mktemp("toy") / "corpus")

@@ -20,8 +20,9 @@ from speechrnn.data.corpus import (
     task_labels,
     word_of,
 )
-from speechrnn.data.toy import TOY_OTHERS, TOY_WORDS
 from speechrnn.errors import DataError
+
+from support.tones import TOY_OTHERS, TOY_WORDS
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "gsc_real_dev"
 REAL = REAL if REAL.is_dir() else Path("/work/shared/gsc_real_dev")

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from speechrnn.augment import AugmentConfig
-from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import SILENCE, UNKNOWN
 from speechrnn.data.datamodule import BatchPlan, RowBatch, SpeechCommandsDataModule
+from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
-from speechrnn.data.toy import TOY_OTHERS, TOY_WORDS
 from speechrnn.errors import DataError
+
+from support.tones import TOY_OTHERS, TOY_WORDS
 
 NO_AUGMENT = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, gain_db=0.0, speed=0.0)
 
@@ -211,7 +212,7 @@ def test_trainer_gets_augmented_train_and_untouched_val_batches(data: DataConfig
 
 
 def test_benchmark_functions_run(toy_corpus: Path, tmp_path: Path) -> None:
-    from speechrnn.data.bench import bench_baseline, bench_datamodule
+    from benchmarks.data import bench_baseline, bench_datamodule
 
     ours = bench_datamodule(toy_corpus, tmp_path / "cache", batch_size=16, seconds=0.2)
     assert ours["clips_per_s"] > 0 and ours["cache_build_s"] >= 0

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn.data.archive import MARKER, PARTIAL
-from speechrnn.data.download import ARCHIVES, Archive, ensure_extracted, fetch
-from speechrnn.data.transfer import Retry
+from speechrnn.data.gsc.archive import MARKER, PARTIAL
+from speechrnn.data.gsc.download import ARCHIVES, Archive, ensure_extracted, fetch
+from speechrnn.data.gsc.transfer import Retry
 from speechrnn.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from loopback import LoopbackServer
+    from support.loopback import LoopbackServer
 
 FAST = Retry(retries=3, backoff_s=0.001, timeout_s=10.0)
 NAME = "speech_commands_test.tar.gz"

@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_WORDS, run_console
 from PIL import Image
 
-from speechrnn.data.config import DataConfig
+from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import CheckpointError, DataError
-from speechrnn.evaluate import evaluate
+from speechrnn.evaluation.evaluate import evaluate
+from speechrnn.evaluation.metrics import classification_metrics
 from speechrnn.features import FeatureConfig
-from speechrnn.metrics import classification_metrics
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
-
-from conftest import SMALL_WORDS, run_console
 
 LABELS = ["_silence_", "_unknown_", *SMALL_WORDS]
 FORCED = LABELS.index("yes")

@@ -11,7 +11,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from inference_helpers import (
+from omegaconf import OmegaConf
+
+from speechrnn import export
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.errors import ExportError
+from speechrnn.inference.backends import OnnxBackend
+from speechrnn.inference.export import export_config, probe_signals
+from speechrnn.inference.predict import load_model
+
+from support.inference import (
     LABELS,
     cli_env,
     modules_loaded_by_cli,
@@ -19,14 +28,6 @@ from inference_helpers import (
     tiny_checkpoint,
     write,
 )
-from omegaconf import OmegaConf
-
-from speechrnn import export
-from speechrnn.backends import OnnxBackend
-from speechrnn.errors import ExportError
-from speechrnn.export import export_config, probe_signals
-from speechrnn.model import load_checkpoint
-from speechrnn.predict import load_model
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def test_benchmark_runs_and_reports_every_number(
     exported: tuple[Path, Path, export.ExportResult],
 ) -> None:
     """A smoke run of the benchmark scripts/bench.py calls (tiny sizes; numbers not judged)."""
-    from speechrnn.predict_bench import bench_predict
+    from benchmarks.predict import bench_predict
 
     ckpt, onnx_path, _ = exported
     numbers = bench_predict(ckpt, onnx_path, clips=3, repeats=1, scan_seconds=3.0)

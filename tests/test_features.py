@@ -11,9 +11,10 @@ from speechrnn.features import (
     MFCC,
     FeatureConfig,
     SpecAugment,
-    reference_mfcc,
     warp_frequencies,
 )
+
+from support.reference import reference_mfcc
 
 
 def _speechlike(seed: int, scale: float = 0.3) -> np.ndarray:

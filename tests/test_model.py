@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import CheckpointError
 from speechrnn.features import FeatureConfig
-from speechrnn.model import ModelConfig, StackedLSTMClassifier, load_checkpoint
+from speechrnn.model import ModelConfig, StackedLSTMClassifier
 
 LABELS = ["yes", "no", "_silence_", "_unknown_"]
 

@@ -14,25 +14,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SMALL_WORDS, compose_config, run_console
 from omegaconf import OmegaConf
 from test_evaluate import _forced_model
 
 from speechrnn import CONFIG_DIR
 from speechrnn.augment import AugmentConfig
 from speechrnn.config import from_mapping
-from speechrnn.data.archive import MARKER
-from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import speaker_of
 from speechrnn.data.datamodule import SpeechCommandsDataModule
-from speechrnn.data.download import ARCHIVES
+from speechrnn.data.gsc.archive import MARKER
+from speechrnn.data.gsc.download import ARCHIVES
+from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import ConfigError, DataError
-from speechrnn.evaluate import evaluate, evaluate_config
-
-from conftest import SMALL_WORDS, compose_config, run_console
+from speechrnn.evaluation.evaluate import evaluate, evaluate_config
 
 if TYPE_CHECKING:
-    from loopback import LoopbackServer
+    from support.loopback import LoopbackServer
 
 NAME = "speech_commands_test_set_v0.02.tar.gz"
 SPEAKERS = ("0a1b2c3d", "4e5f6a7b")

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from inference_helpers import (
+
+from speechrnn import load_model
+from speechrnn.audio import load_audio
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.errors import AudioError
+from speechrnn.inference.inputs import expand_inputs
+from speechrnn.inference.predict import main
+
+from support.inference import (
     LABELS,
     RATE,
     modules_loaded_by_cli,
@@ -18,13 +26,6 @@ from inference_helpers import (
     tiny_checkpoint,
     write,
 )
-
-from speechrnn import load_model
-from speechrnn.audio import load_audio
-from speechrnn.errors import AudioError
-from speechrnn.inputs import expand_inputs
-from speechrnn.model import load_checkpoint
-from speechrnn.predict import main
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +237,7 @@ def test_trained_model_predict_matches_the_evaluation_split(
 ) -> None:
     """Same clips, two roads: the data pipeline's cached test split, and files through predict."""
     from speechrnn.data.cache import PCM_SCALE
-    from speechrnn.data.config import DataConfig
+    from speechrnn.data.settings import DataConfig
     from speechrnn.data.splits import load_split
 
     model = load_checkpoint(trained_checkpoint)

@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 
 from speechrnn import CONFIG_DIR
 from speechrnn.config import from_mapping
-from speechrnn.data.config import DataConfig, cache_root
 from speechrnn.data.prepare import prepare, resolve_root
+from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch, toy_corpus: Path) -> list[tuple[A
             shutil.copytree(toy_corpus, dest)
         return dest
 
-    _patch(monkeypatch, "speechrnn.data.download", "ensure_extracted", ensure_extracted)
+    _patch(monkeypatch, "speechrnn.data.gsc.download", "ensure_extracted", ensure_extracted)
     return calls
 
 
@@ -64,7 +64,7 @@ def syntheses(monkeypatch: pytest.MonkeyPatch, toy_corpus: Path) -> list[dict[st
         shutil.copytree(toy_corpus, out_dir)
         return out_dir
 
-    _patch(monkeypatch, "speechrnn.data.synthetic", "synthesize", synthesize)
+    _patch(monkeypatch, "speechrnn.data.synth.writer", "synthesize", synthesize)
     return calls
 
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_console
 
 REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "gsc_real_dev"

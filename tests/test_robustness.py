@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from inference_helpers import RATE, run_cli, speechlike, tiny_checkpoint, write
 
-from speechrnn.predict import main
+from speechrnn.inference.predict import main
+
+from support.inference import RATE, run_cli, speechlike, tiny_checkpoint, write
 
 Maker = Callable[[Path], str]  # builds the bad input under a dir, returns the CLI argument
 

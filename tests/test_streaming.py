@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from inference_helpers import write
 
 from speechrnn.errors import ConfigError
-from speechrnn.predict import Predictor
-from speechrnn.streaming import (
+from speechrnn.inference.predict import Predictor
+from speechrnn.inference.streaming import (
     StreamConfig,
     detect,
     frame_db,
@@ -20,6 +19,8 @@ from speechrnn.streaming import (
     speech_span,
     window_starts,
 )
+
+from support.inference import write
 
 RATE = 16_000
 TONES = {"low": 500.0, "high": 1500.0}
@@ -190,7 +191,7 @@ def test_trained_model_spots_spoken_words_in_a_long_recording(
     tmp_path: Path, trained_checkpoint: Path, small_corpus: Path
 ) -> None:
     """Words the model knows, with silence, noise and an unknown word between them."""
-    from speechrnn.predict import load_model
+    from speechrnn.inference.predict import load_model
 
     stride = 0.1
     model = load_model(trained_checkpoint, stream=StreamConfig(stride=stride))

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import console_script, run_console
 
 from speechrnn.data import synthetic
-from speechrnn.data.espeak import Voice, inventory, trim_silence
 from speechrnn.data.staging import read_marker
-from speechrnn.data.synthetic import (
+from speechrnn.data.synth.espeak import Voice, inventory, trim_silence
+from speechrnn.data.synth.writer import (
     GSC_WORDS,
     SPLIT_LISTS,
     SynthSettings,
@@ -28,8 +29,6 @@ from speechrnn.data.synthetic import (
     synthesize,
 )
 from speechrnn.errors import ConfigError, DataError
-
-from conftest import console_script, run_console
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_NAME = re.compile(r"[0-9a-f]{8}_nohash_0\.wav")

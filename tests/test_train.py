@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import console_script, run_console, small_task_overrides
 from omegaconf import DictConfig
 
 from speechrnn.augment import mixup
+from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
-from speechrnn.model import load_checkpoint
-from speechrnn.module import SpeechCommandsModule, share_rank_zero_buffers
-from speechrnn.train import TrainerConfig, TrainSettings, train
-
-from conftest import console_script, run_console, small_task_overrides
+from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buffers
+from speechrnn.training.train import TrainerConfig, TrainSettings, train
 
 GROUPS = {
     "data": ["gsc_v2_12", "gsc_v2_35", "gsc_v1_12", "synthetic"],
@@ -108,7 +107,7 @@ def test_learns_on_unseen_speakers(trained_run: Path) -> None:
 def test_checkpoint_reloads_without_lightning_with_same_predictions(
     trained_checkpoint: Path,
 ) -> None:
-    from speechrnn.module import SpeechCommandsModule
+    from speechrnn.training.module import SpeechCommandsModule
 
     torch.manual_seed(0)
     clips = torch.randn(3, 16000) * 0.1
@@ -119,7 +118,7 @@ def test_checkpoint_reloads_without_lightning_with_same_predictions(
         expected = module(clips).softmax(-1)
     script = (
         "import sys, json, torch\n"
-        "from speechrnn.model import load_checkpoint\n"
+        "from speechrnn.checkpoint import load_checkpoint\n"
         f"m = load_checkpoint({str(trained_checkpoint)!r})\n"
         "torch.manual_seed(0); x = torch.randn(3, 16000) * 0.1\n"
         "p = m(x).softmax(-1).tolist()\n"

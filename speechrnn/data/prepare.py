@@ -16,8 +16,8 @@ from speechrnn.data.cache import (
     load_noise_cache,
     load_split_cache,
 )
-from speechrnn.data.config import DataConfig, cache_root
 from speechrnn.data.corpus import SPLITS, CorpusIndex, scan_corpus, task_labels
+from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import DataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -90,7 +90,7 @@ def resolve_root(data: DataConfig, progress: bool = True) -> Path:
     root = default_root(data)
     if data.synthetic:
         return root if root.is_dir() else _synthesize(root, data, progress)
-    from speechrnn.data.download import Archive, ensure_extracted
+    from speechrnn.data.gsc.download import Archive, ensure_extracted
 
     assert data.url is not None
     archive = Archive(url=data.url, sha256=data.sha256)
@@ -118,7 +118,7 @@ def extract_dir(data: DataConfig, url: str, fallback: str) -> Path:
 
 
 def _synthesize(root: Path, data: DataConfig, progress: bool) -> Path:
-    from speechrnn.data.synthetic import synthesize
+    from speechrnn.data.synth.writer import synthesize
 
     options: dict[str, Any] = {"progress": progress}
     if data.synthetic_speakers is not None:

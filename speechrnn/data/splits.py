@@ -13,10 +13,10 @@ import torch
 
 from speechrnn.audio import CLIP_SAMPLES
 from speechrnn.data.cache import CachedSplit, to_pcm16
-from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import SILENCE, SPLITS, UNKNOWN, TaskPlan, plan_task
-from speechrnn.data.official import open_test_set
+from speechrnn.data.gsc.official import open_test_set
 from speechrnn.data.prepare import Corpus, open_corpus
+from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

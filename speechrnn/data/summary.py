@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from speechrnn.data.config import DataConfig
 from speechrnn.data.corpus import SILENCE, SPLITS, UNKNOWN, plan_task
 from speechrnn.data.prepare import Corpus
+from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import eval_plan
 
 

@@ -7,7 +7,6 @@ import hashlib
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -21,8 +20,10 @@ import numpy as np
 import soundfile as sf
 
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
-from speechrnn.data import noise
-from speechrnn.data.espeak import (
+from speechrnn.data.parallel import default_jobs, run_tasks
+from speechrnn.data.staging import is_complete, read_marker, staged, write_marker
+from speechrnn.data.synth import noise
+from speechrnn.data.synth.espeak import (
     AMPLITUDES,
     PITCHES,
     RATES,
@@ -32,8 +33,6 @@ from speechrnn.data.espeak import (
     speak,
     utterance,
 )
-from speechrnn.data.parallel import default_jobs, run_tasks
-from speechrnn.data.staging import is_complete, read_marker, staged, write_marker
 from speechrnn.errors import ConfigError, SpeechRNNError
 
 _GSC_V2 = """
@@ -150,18 +149,6 @@ def synthesize(
         with staged(out) as build_dir:
             _build(build_dir, settings, inv, workers, progress)
     return out
-
-
-def bench_synth(
-    speakers: int = 100, words: Sequence[str] | None = None, jobs: int | None = None
-) -> dict[str, float]:
-    """Time a fresh corpus (default 35 words x 100 speakers) in a temporary dir, for bench.py."""
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        out = synthesize(Path(tmp) / "corpus", words, speakers, jobs=jobs, progress=False)
-        seconds = time.perf_counter() - start
-        clips = float((read_marker(out) or {})["clips"])
-    return {"seconds": seconds, "clips": clips, "clips_per_second": clips / seconds}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from speechrnn import __version__
-from speechrnn.data.archive import MARKER, extract, read_marker, remove_partial
 from speechrnn.data.files import file_lock, make_dir, sha256_file
-from speechrnn.data.transfer import Retry, download
+from speechrnn.data.gsc.archive import MARKER, extract, read_marker, remove_partial
+from speechrnn.data.gsc.transfer import Retry, download
 from speechrnn.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

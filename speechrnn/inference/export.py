@@ -19,11 +19,12 @@ from torch import nn
 
 from speechrnn import __version__
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
-from speechrnn.backends import ONNX_FORMAT, OnnxBackend
+from speechrnn.checkpoint import load_checkpoint
 from speechrnn.config import from_mapping
 from speechrnn.errors import AudioError, ConfigError, ExportError
-from speechrnn.inputs import expand_inputs
-from speechrnn.model import StackedLSTMClassifier, load_checkpoint
+from speechrnn.inference.backends import ONNX_FORMAT, OnnxBackend
+from speechrnn.inference.inputs import expand_inputs
+from speechrnn.model import StackedLSTMClassifier
 
 OPSET = 18
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from speechrnn.data.config import OFFICIAL_TEST_SET, RESERVED_PREFIX, DataConfig, cache_root
 from speechrnn.data.corpus import SILENCE, UNKNOWN, CorpusIndex, scan_wavs
 from speechrnn.data.prepare import Corpus, extract_dir
+from speechrnn.data.settings import OFFICIAL_TEST_SET, RESERVED_PREFIX, DataConfig, cache_root
 from speechrnn.errors import DataError
 
 SPECIAL_FOLDERS = (SILENCE, UNKNOWN)
@@ -27,7 +27,7 @@ def resolve_test_set(data: DataConfig, progress: bool = True) -> Path:
     """official: data.test_url downloaded, verified and extracted once; else a local dir as-is."""
     assert data.test_set is not None
     if data.test_set == OFFICIAL_TEST_SET:
-        from speechrnn.data.download import Archive, ensure_extracted
+        from speechrnn.data.gsc.download import Archive, ensure_extracted
 
         assert data.test_url is not None
         archive = Archive(data.test_url, data.test_sha256, ("data.test_url", "data.test_sha256"))

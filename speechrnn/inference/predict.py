@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, fit_clip, read_audio, resample
-from speechrnn.backends import Backend, open_backend
 from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
-from speechrnn.inference import CLIP_SECONDS, Prediction, decide
-from speechrnn.inputs import expand_inputs
-from speechrnn.streaming import StreamConfig, detect, iter_windows
+from speechrnn.inference.backends import Backend, open_backend
+from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
+from speechrnn.inference.inputs import expand_inputs
+from speechrnn.inference.streaming import StreamConfig, detect, iter_windows
 
 Source = str | os.PathLike[str]
 Outcome = tuple[str, Prediction | SpeechRNNError]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from speechrnn.metrics import by_accuracy
+from speechrnn.evaluation.metrics import by_accuracy
 
 Row = Sequence[object]
 

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from speechrnn.audio import SAMPLE_RATE
 
-_CLI = "import sys; from speechrnn.predict import main; sys.exit(main())"
+_CLI = "import sys; from speechrnn.inference.predict import main; sys.exit(main())"
 
 
 def bench_predict(
@@ -37,7 +37,7 @@ def bench_predict(
     OMP_WAIT_POLICY=PASSIVE before torch is imported, as speechrnn-predict does, for warm
     checkpoint numbers that match the command line on a busy machine.
     """
-    from speechrnn.predict import load_model
+    from speechrnn.inference.predict import load_model
 
     with tempfile.TemporaryDirectory(prefix="speechrnn-bench-") as tmp:
         root = Path(tmp)
@@ -46,7 +46,7 @@ def bench_predict(
         long = root / "long.wav"
         sf.write(long, _signal(np.random.default_rng(1), scan_seconds), SAMPLE_RATE)
         if onnx_path is None:
-            from speechrnn.export import export_onnx
+            from speechrnn.inference.export import export_onnx
 
             onnx_path = export_onnx(ckpt_path, root / "model.onnx").path
         out: dict[str, float] = {

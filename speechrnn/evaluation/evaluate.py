@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from speechrnn.checkpoint import load_checkpoint, resolve_device
 from speechrnn.config import from_mapping, hydra_output_dir
-from speechrnn.data.config import DataConfig
+from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
-from speechrnn.metrics import by_accuracy, classification_metrics, errors_only
-from speechrnn.model import StackedLSTMClassifier, load_checkpoint, resolve_device
-from speechrnn.report import (
+from speechrnn.evaluation.metrics import by_accuracy, classification_metrics, errors_only
+from speechrnn.evaluation.report import (
     Section,
     plot_calibration,
     plot_confusion,
@@ -27,6 +27,7 @@ from speechrnn.report import (
     render_markdown,
     write_csv,
 )
+from speechrnn.model import StackedLSTMClassifier
 
 SPLITS = ("train", "validation", "test")
 

@@ -36,7 +36,7 @@ class TorchBackend:
     def __init__(self, path: Path, device: str = "cpu") -> None:
         import torch
 
-        from speechrnn.model import load_checkpoint, resolve_device
+        from speechrnn.checkpoint import load_checkpoint, resolve_device
 
         self.device = resolve_device(device)
         self.model = load_checkpoint(path, self.device)

@@ -17,12 +17,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speechrnn.augment import AugmentConfig
 from speechrnn.config import from_mapping, hydra_multirun, hydra_output_dir
-from speechrnn.data.config import DataConfig
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
+from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig
-from speechrnn.module import OptimConfig, SpeechCommandsModule
+from speechrnn.training.module import OptimConfig, SpeechCommandsModule
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
 TEST_CHECKPOINTS = ("best", "last")
@@ -289,7 +289,7 @@ def _run_metrics(
 
 
 def _write_report(ckpt: Path, settings: TrainSettings, run_dir: Path) -> Path:
-    from speechrnn.evaluate import evaluate
+    from speechrnn.evaluation.evaluate import evaluate
 
     return evaluate(
         ckpt, settings.data, split="test", report_dir=run_dir / "report", seed=EVAL_SEED

@@ -1,0 +1,1 @@
+"""Benchmark bodies run by scripts/bench.py; not part of the runtime package."""

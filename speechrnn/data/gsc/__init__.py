@@ -1,0 +1,1 @@
+"""The GSC archives: sources and checksums, resumable transfer, safe extraction, official test."""

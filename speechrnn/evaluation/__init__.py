@@ -1,0 +1,1 @@
+"""Evaluation: batched inference on a split, metrics, and the report files."""

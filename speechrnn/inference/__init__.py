@@ -1,0 +1,1 @@
+"""Inference without Lightning or Hydra: load_model, Predictor, backends, streaming, export."""

@@ -1,0 +1,1 @@
+"""Training: train(cfg), the LightningModule and the trainer settings."""

@@ -1,0 +1,1 @@
+"""Test support: tone corpora, a loopback HTTP server, tiny checkpoints, reference features."""
