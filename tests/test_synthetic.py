@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from conftest import console_script, run_console
 
-from speechrnn.data import synthetic
 from speechrnn.data.staging import read_marker
+from speechrnn.data.synth import writer
 from speechrnn.data.synth.espeak import Voice, inventory, trim_silence
 from speechrnn.data.synth.writer import (
     GSC_WORDS,
@@ -176,7 +176,7 @@ def test_other_settings_or_an_unrelated_dir_are_refused(small_corpus: Path, tmp_
 def test_interrupted_run_leaves_nothing_that_looks_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, calls = synthetic.render_clip, []
+    real, calls = writer.render_clip, []
 
     def flaky(*args: object) -> np.ndarray:
         calls.append(1)
@@ -184,12 +184,12 @@ def test_interrupted_run_leaves_nothing_that_looks_complete(
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(synthetic, "render_clip", flaky)
+    monkeypatch.setattr(writer, "render_clip", flaky)
     out = tmp_path / "corpus"
     with pytest.raises(KeyboardInterrupt):
         synthesize(out, ["yes", "no"], speakers=8, jobs=2, progress=False)
     assert sorted(tmp_path.iterdir()) == []
-    monkeypatch.setattr(synthetic, "render_clip", real)
+    monkeypatch.setattr(writer, "render_clip", real)
     synthesize(out, ["yes", "no"], speakers=8, progress=False)
     assert read_marker(out)["clips"] == 16
 
