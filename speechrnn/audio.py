@@ -13,6 +13,7 @@ from speechrnn.errors import AudioError
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
 MAX_SECONDS = 3600.0  # longer input is refused rather than decoded into memory
+PCM_SCALE = 32768.0  # int16 full scale: float = int16 / PCM_SCALE, as soundfile reads it
 
 
 def read_audio(
@@ -71,6 +72,11 @@ def fit_clip(wave: np.ndarray, samples: int = CLIP_SAMPLES) -> np.ndarray:
 def load_audio(path: str | os.PathLike[str], samples: int = CLIP_SAMPLES) -> np.ndarray:
     """One clip, as the model sees it in training and inference: float32 (samples,) at 16 kHz."""
     return fit_clip(read_audio(path), samples)
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1] -> int16, exact for audio that came from 16-bit PCM."""
+    return np.clip(np.rint(wave * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
 
 
 def _check_file(path: Path) -> None:

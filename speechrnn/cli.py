@@ -5,28 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from speechrnn import CONFIG_DIR
+from speechrnn.config import register_configs
+from speechrnn.console import fail, one_line
 from speechrnn.errors import SpeechRNNError
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one error line on stderr and exit non-zero."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message, with its cause, folded onto one line."""
-    parts = [str(exc)]
-    if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
-        parts.append(str(exc.__cause__))
-    lines = [ln.strip() for part in parts for ln in part.splitlines()]
-    cut = next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), None)
-    noise = ("full_key:", "object_type=", "See https")
-    kept = [ln for ln in lines[:cut] if ln and not ln.startswith(noise)]
-    return " ".join(kept) or type(exc).__name__
 
 
 def run_hydra_app(config_name: str, task: str) -> None:
@@ -34,12 +18,10 @@ def run_hydra_app(config_name: str, task: str) -> None:
     back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line."""
     import hydra
     from hydra.errors import HydraException, OverrideParseException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; we print one line, not its report
-    if not OmegaConf.has_resolver("either"):  # conf/*.yaml: ${either:${run_dir},runs/...}
-        OmegaConf.register_new_resolver("either", lambda value, fallback: value or fallback)
+    register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def app(cfg: Any) -> None:

@@ -108,3 +108,48 @@ def hydra_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def defaults_of(cls: type) -> dict[str, Any]:
+    """A dataclass's defaults as plain values; a field without a default is Hydra's `???`."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = "???"
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def register_configs() -> None:
+    """Give Hydra the dataclass defaults (conf/ YAML extends them) and conf/'s resolvers."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from speechrnn.augment import AugmentConfig
+    from speechrnn.data.gsc.sources import source_sha256, source_url
+    from speechrnn.data.settings import DataConfig
+    from speechrnn.features import FeatureConfig
+    from speechrnn.inference.export import ExportConfig
+    from speechrnn.model import ModelConfig
+    from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
+
+    resolvers = {
+        "either": lambda value, fallback: value or fallback,  # ${either:${run_dir},runs/...}
+        "gsc_url": source_url,  # ${gsc_url:v0.01}
+        "gsc_sha256": source_sha256,
+        "sweep_dir": lambda sweep: f"sweeps/{sweep}" if sweep else "multirun",  # +sweep=NAME
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
+    store = ConfigStore.instance()
+    for group, cls in (("data", DataConfig), ("model", ModelConfig), ("trainer", TrainerConfig)):
+        store.store(group=group, name="base", node=defaults_of(cls))
+    sections = {"features": FeatureConfig, "augment": AugmentConfig, "optim": OptimConfig}
+    train = {**defaults_of(RunConfig), **{k: defaults_of(c) for k, c in sections.items()}}
+    store.store(name="train_base", node=train)
+    store.store(name="export_base", node=defaults_of(ExportConfig))

@@ -12,17 +12,21 @@ from torch import nn
 
 from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
+from speechrnn.labels import SILENCE
 
 POOLINGS = ("last", "mean", "attention")
 MASK_DOMAINS = ("mfcc", "mel")
-SILENCE = "_silence_"
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) carries no signal
 FORMAT = "speechrnn-checkpoint/1"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and its training-only regularisers (dropout, frequency warp, SpecAugment)."""
+    """Architecture and its training-only regularisers (dropout, frequency warp, SpecAugment).
+
+    The defaults are the default recipe (conf/model/lstm.yaml): a convolutional stem stepping
+    every third frame under two bidirectional 128-unit LSTM layers, mean-pooled.
+    """
 
     hidden_size: int = 128
     num_layers: int = 2
@@ -37,8 +41,8 @@ class ModelConfig:
     freq_warp: float = 0.0  # training only: frequency axis scaled by U(1 - x, 1 + x) per clip
     mask_domain: str = "mfcc"  # SpecAugment masks cepstral coefficients or log-mel bands
     frame_stack: int = 1  # the LSTM steps over groups of this many consecutive frames
-    conv_channels: int = 0  # > 0: a 3x3 convolution stem over the log-mel frames (ConvStem)
-    conv_stride: int = 1  # the stem's step in frames
+    conv_channels: int = 16  # > 0: a 3x3 convolution stem over the log-mel frames (ConvStem)
+    conv_stride: int = 3  # the stem's step in frames
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "frame_stack", "conv_stride"):

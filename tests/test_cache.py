@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechrnn.audio import load_audio
+from speechrnn.audio import load_audio, to_pcm16
 from speechrnn.data import cache
-from speechrnn.data.cache import load_noise_cache, load_split_cache, to_pcm16
+from speechrnn.data.cache import load_noise_cache, load_split_cache
 from speechrnn.data.corpus import scan_corpus
 
 

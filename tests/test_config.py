@@ -7,10 +7,16 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from speechrnn import CONFIG_DIR
-from speechrnn.config import from_mapping
+from speechrnn.augment import AugmentConfig
+from speechrnn.config import defaults_of, from_mapping
+from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
+from speechrnn.inference.export import ExportConfig
 from speechrnn.model import ModelConfig
+from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
+
+from support.cli import compose_config
 
 
 def test_builds_and_coerces_ints_to_floats() -> None:
@@ -58,3 +64,47 @@ def test_every_recipe_sweep_varies_keys_that_exist(sweep: str) -> None:
     for key in params:
         assert OmegaConf.select(cfg, key) is not None, key
     assert f"runs/sweeps/{sweep}/" in cfg.hydra.sweep.dir
+
+
+def test_cli_default_config_is_the_dataclass_defaults() -> None:
+    cfg = compose_config("train", [])
+    run = {name: cfg[name] for name in defaults_of(RunConfig)}
+    assert run == defaults_of(RunConfig)
+    sections = {
+        "data": DataConfig,
+        "model": ModelConfig,
+        "trainer": TrainerConfig,
+        "features": FeatureConfig,
+        "augment": AugmentConfig,
+        "optim": OptimConfig,
+    }
+    for section, cls in sections.items():
+        assert OmegaConf.to_container(cfg[section], resolve=True) == defaults_of(cls), section
+        assert from_mapping(cls, cfg[section], section) == cls(), section
+    export = compose_config("export", ["ckpt_path=m.ckpt"])
+    assert from_mapping(ExportConfig, export, "export") == ExportConfig("m.ckpt")
+
+
+def test_model_config_default_is_the_default_recipe() -> None:
+    recipe = ModelConfig()
+    assert (recipe.conv_channels, recipe.conv_stride) == (16, 3)
+    assert (recipe.hidden_size, recipe.num_layers, recipe.bidirectional) == (128, 2, True)
+    assert recipe.pooling == "mean"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    sorted(
+        f"{group}/{p.stem}"
+        for group in ("data", "model", "trainer")
+        for p in (CONFIG_DIR / group).glob("*.yaml")
+    ),
+)
+def test_variant_files_name_only_what_they_change(variant: str) -> None:
+    group, name = variant.split("/")
+    text = OmegaConf.load(CONFIG_DIR / group / f"{name}.yaml")
+    parents = [d for d in text.get("defaults", []) if d != "_self_"]
+    assert parents, f"{variant} must extend base or another variant"
+    parent = compose_config("train", [f"{group}={parents[0]}"])[group]
+    for key in (k for k in text if k != "defaults"):
+        assert text[key] != parent[key], f"{variant}: {key} repeats its default {text[key]!r}"

@@ -9,23 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechrnn.data.corpus import (
-    NOISE_DIR,
-    SILENCE,
-    SPLITS,
-    UNKNOWN,
-    plan_task,
-    scan_corpus,
-    speaker_of,
-    task_labels,
-    word_of,
-)
+from speechrnn.data.corpus import plan_task, scan_corpus, speaker_of, task_labels, word_of
 from speechrnn.errors import DataError
+from speechrnn.labels import NOISE_DIR, SILENCE, SPLITS, UNKNOWN
 
+from support.real import REAL_DEV as REAL
 from support.tones import TOY_OTHERS, TOY_WORDS
-
-REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "gsc_real_dev"
-REAL = REAL if REAL.is_dir() else Path("/work/shared/gsc_real_dev")
 
 
 def _check_splits(root: Path) -> None:
@@ -52,7 +41,7 @@ def test_toy_splits_are_disjoint_and_speaker_disjoint(toy_corpus: Path) -> None:
     assert len(index.splits["validation"]) == len(index.splits["test"]) == 2 * 13
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="the shared real GSC slice is not on this machine")
+@pytest.mark.skipif(not REAL.is_dir(), reason="no real GSC slice")
 def test_real_slice_splits_are_disjoint_and_speaker_disjoint() -> None:
     _check_splits(REAL)
     assert len(scan_corpus(REAL).words) == 35

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from speechrnn.audio import PCM_SCALE
 from speechrnn.augment import AugmentConfig
-from speechrnn.data.corpus import SILENCE, UNKNOWN
 from speechrnn.data.datamodule import BatchPlan, RowBatch, SpeechCommandsDataModule
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import DataError
+from speechrnn.labels import SILENCE, UNKNOWN
 
 from support.tones import TOY_OTHERS, TOY_WORDS
 
@@ -96,7 +97,7 @@ def test_eval_loaders_are_deterministic_and_untouched(data: DataConfig) -> None:
         assert torch.equal(w1, w2) and torch.equal(t1, t2)
     reference = load_split(data, "validation", module.labels)
     waves = torch.cat([w for w, _ in first])
-    assert torch.equal(waves, torch.from_numpy(np.asarray(reference.waves)).float() / 32768)
+    assert torch.equal(waves, torch.from_numpy(np.asarray(reference.waves)).float() / PCM_SCALE)
     assert torch.equal(torch.cat([t for _, t in first]), torch.from_numpy(reference.targets))
 
 
@@ -206,7 +207,7 @@ def test_trainer_gets_augmented_train_and_untouched_val_batches(data: DataConfig
     assert torch.equal(module.gather(first, augment=True)[0], waves)
     reference = load_split(data, "validation", module.labels)
     val = torch.cat([w for w, _ in model.seen["val"][-2:]])
-    assert torch.equal(val, torch.from_numpy(np.asarray(reference.waves)).float() / 32768)
+    assert torch.equal(val, torch.from_numpy(np.asarray(reference.waves)).float() / PCM_SCALE)
     epoch1 = model.seen["train"][2][0]
     assert not torch.equal(epoch1, waves)
 

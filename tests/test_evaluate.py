@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_WORDS, run_console
 from PIL import Image
 
 from speechrnn.data.settings import DataConfig
@@ -20,6 +19,8 @@ from speechrnn.evaluation.evaluate import evaluate
 from speechrnn.evaluation.metrics import classification_metrics
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
+
+from support.cli import SMALL_WORDS, run_console
 
 LABELS = ["_silence_", "_unknown_", *SMALL_WORDS]
 FORCED = LABELS.index("yes")

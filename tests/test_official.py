@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SMALL_WORDS, compose_config, run_console
 from omegaconf import OmegaConf
 from test_evaluate import _forced_model
 
@@ -29,6 +28,8 @@ from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import ConfigError, DataError
 from speechrnn.evaluation.evaluate import evaluate, evaluate_config
+
+from support.cli import SMALL_WORDS, compose_config, run_console
 
 if TYPE_CHECKING:
     from support.loopback import LoopbackServer

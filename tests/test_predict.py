@@ -236,7 +236,7 @@ def test_trained_model_predict_matches_the_evaluation_split(
     tmp_path: Path, trained_checkpoint: Path, small_corpus: Path
 ) -> None:
     """Same clips, two roads: the data pipeline's cached test split, and files through predict."""
-    from speechrnn.data.cache import PCM_SCALE
+    from speechrnn.audio import PCM_SCALE
     from speechrnn.data.settings import DataConfig
     from speechrnn.data.splits import load_split
 

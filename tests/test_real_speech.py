@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_console
 
-REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "gsc_real_dev"
+from support.cli import run_console
+from support.real import REAL_DEV
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_DEV.is_dir(), reason="real GSC slice not present at ../shared")
+@pytest.mark.skipif(not REAL_DEV.is_dir(), reason="no real GSC slice")
 def test_default_recipe_reaches_92_percent_on_unseen_real_speakers(tmp_path: Path) -> None:
     # The README's CPU command: two one-thread DDP processes (DDP runs the command again).
     extra = ["trainer=cpu_ddp", "trainer.progress_bar=false", f"run_dir={tmp_path}"]

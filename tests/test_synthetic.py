@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import console_script, run_console
 
 from speechrnn.data.staging import read_marker
 from speechrnn.data.synth import writer
@@ -29,6 +28,8 @@ from speechrnn.data.synth.writer import (
     synthesize,
 )
 from speechrnn.errors import ConfigError, DataError
+
+from support.cli import console_script, run_console
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_NAME = re.compile(r"[0-9a-f]{8}_nohash_0\.wav")

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import console_script, run_console, small_task_overrides
 from omegaconf import DictConfig
 
 from speechrnn.augment import mixup
@@ -22,6 +21,8 @@ from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buffers
 from speechrnn.training.train import TrainerConfig, TrainSettings, train
+
+from support.cli import console_script, run_console, small_task_overrides
 
 GROUPS = {
     "data": ["gsc_v2_12", "gsc_v2_35", "gsc_v1_12", "synthetic"],

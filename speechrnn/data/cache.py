@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +18,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from speechrnn.audio import CLIP_SAMPLES, load_audio, read_audio
+from speechrnn.audio import CLIP_SAMPLES, load_audio, read_audio, to_pcm16
+from speechrnn.console import counting
 from speechrnn.data.corpus import CorpusIndex, speaker_of, word_of
 from speechrnn.data.files import abandoned
 from speechrnn.errors import AudioError
 
 FORMAT = "speechrnn-waves/1"
-PCM_SCALE = 32768.0
 PARALLEL_MIN = 512  # smaller builds decode in this process
 NAMED_FAILURES = 3  # failed clips named in the warning line
 # fork (as DataLoader workers): spawn would re-import the caller's unguarded __main__
@@ -57,11 +57,6 @@ def corpus_cache_dir(cache_root: Path, root: Path) -> Path:
     key = hashlib.sha256(str(root).encode()).hexdigest()[:12]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name)[:40] or "corpus"
     return cache_root / "waves" / f"{slug}-{key}"
-
-
-def to_pcm16(wave: np.ndarray) -> np.ndarray:
-    """float32 in [-1, 1] -> int16, exact for audio that came from 16-bit PCM."""
-    return np.clip(np.rint(wave * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
 
 
 def load_split_cache(
@@ -165,7 +160,7 @@ def _decode_all(
     size = max(64, min(2048, len(paths) // (workers * 8) + 1))
     chunks = [(start, list(paths[start : start + size])) for start in range(0, len(paths), size)]
     failed: list[tuple[int, str]] = []
-    with _progress_bar(progress, title, len(paths)) as advance:
+    with counting(title, len(paths), progress) as advance:
         if workers == 1 or len(paths) < PARALLEL_MIN:
             for start, chunk in chunks:
                 failed += _decode_chunk(str(root), str(npy), start, chunk)
@@ -270,16 +265,3 @@ def _temp_npy(folder: Path, name: str) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, title: str, total: int) -> Iterator[Callable[[int], None]]:
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns) as bar:
-        task = bar.add_task(title, total=total)
-        yield lambda n: bar.advance(task, n)

@@ -12,12 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from speechrnn.errors import DataError
+from speechrnn.labels import LIST_FILES, NOISE_DIR, RESERVED_PREFIX, SILENCE, UNKNOWN
 
-SPLITS = ("train", "validation", "test")
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
-NOISE_DIR = "_background_noise_"
-LIST_FILES = {"validation": "validation_list.txt", "test": "testing_list.txt"}
 AUDIO_SUFFIX = ".wav"
 
 
@@ -65,7 +61,8 @@ def scan_corpus(root: Path) -> CorpusIndex:
     stats: dict[str, tuple[int, int]] = {}
     words = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.is_dir() and (entry.name == NOISE_DIR or not entry.name.startswith("_")):
+        wanted = entry.name == NOISE_DIR or not entry.name.startswith(RESERVED_PREFIX)
+        if entry.is_dir() and wanted:
             found = scan_wavs(Path(entry.path), entry.name, stats)
             if found and entry.name != NOISE_DIR:
                 words.append(entry.name)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from speechrnn.audio import PCM_SCALE
 from speechrnn.augment import AugmentConfig, NoiseBank, batch_seed
 from speechrnn.augment import augment as augment_waves
-from speechrnn.data.cache import PCM_SCALE
 from speechrnn.data.corpus import TaskPlan, plan_task
 from speechrnn.data.prepare import Corpus, open_corpus, prepare
 from speechrnn.data.settings import DataConfig

@@ -1,4 +1,4 @@
-"""Local file helpers for the data layer: byte progress bars, SHA-256, free space, process locks."""
+"""Local file helpers for the data layer: SHA-256, free space, process locks."""
 
 from __future__ import annotations
 
@@ -8,58 +8,11 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
+from speechrnn.console import ByteBar
 from speechrnn.errors import DataError
 
 CHUNK_BYTES = 1 << 20
-
-
-class ByteBar:
-    """A rich progress bar in bytes (done/total, rate, time left), shown once the total is set."""
-
-    def __init__(self, description: str, enabled: bool = True, total: int | None = None) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            disable=not enabled,
-        )
-        self._task = self._progress.add_task(description, total=total)
-        self._total = total
-
-    def __enter__(self) -> ByteBar:
-        if self._total is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._progress.live.is_started:
-            self._progress.stop()
-
-    def reset(self, total: int | None, completed: int = 0) -> None:
-        """Start counting again (a new response): `completed` of `total` bytes are done."""
-        self._progress.reset(self._task, total=total, completed=completed)
-        self._progress.start()
-
-    def advance(self, size: int) -> None:
-        self._progress.advance(self._task, size)
 
 
 def sha256_file(path: Path, progress: bool = True) -> str:

@@ -7,14 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from speechrnn.console import counting
 
 
 def default_jobs() -> int:
@@ -27,22 +20,14 @@ def run_tasks(
     tasks: Sequence[Callable[[], Any]], jobs: int, label: str, progress: bool = True
 ) -> list[Any]:
     """Results of `tasks` in order, run `jobs` at a time; the first error cancels the rest."""
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     results: list[Any] = [None] * len(tasks)
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        with Progress(*columns, disable=not progress) as bar:
-            bar_task = bar.add_task(label, total=len(tasks))
+        with counting(label, len(tasks), progress) as advance:
             futures = {pool.submit(task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
-                bar.advance(bar_task)
+                advance(1)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results

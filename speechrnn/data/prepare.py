@@ -16,9 +16,10 @@ from speechrnn.data.cache import (
     load_noise_cache,
     load_split_cache,
 )
-from speechrnn.data.corpus import SPLITS, CorpusIndex, scan_corpus, task_labels
+from speechrnn.data.corpus import CorpusIndex, scan_corpus, task_labels
 from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import DataError
+from speechrnn.labels import SPLITS
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 

@@ -7,33 +7,24 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from speechrnn.data.gsc.sources import source_sha256, source_url
 from speechrnn.errors import ConfigError
+from speechrnn.labels import COMMANDS, RESERVED_PREFIX
 
-RESERVED_PREFIX = "_"  # _silence_, _unknown_, _background_noise_
-GSC_V2_URL = (
-    "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
-)
-GSC_V2_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
-GSC_V2_TEST_URL = (
-    "https://storage.googleapis.com/download.tensorflow.org/data/"
-    "speech_commands_test_set_v0.02.tar.gz"
-)
-GSC_V2_TEST_SHA256 = "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df"
 OFFICIAL_TEST_SET = "official"
-COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where the corpus is, which task to build from it, and how batches are served.
 
-    The defaults are conf/data/gsc_v2_12.yaml: GSC v0.02, the standard 12-class task.
+    The defaults are GSC v0.02 and its standard 12-class task (conf/data/gsc_v2_12.yaml).
     """
 
     name: str = "gsc_v2_12"
     root: str | None = None
-    url: str | None = GSC_V2_URL
-    sha256: str | None = GSC_V2_SHA256
+    url: str | None = source_url("v0.02")
+    sha256: str | None = source_sha256("v0.02")
     cache_dir: str | None = None
     words: tuple[str, ...] | None = COMMANDS
     silence_share: float = 0.1
@@ -44,8 +35,8 @@ class DataConfig:
     synthetic_speakers: int | None = None
     cache_workers: int | None = None
     test_set: str | None = None  # null: the corpus's test split; official; or a local dir
-    test_url: str | None = GSC_V2_TEST_URL
-    test_sha256: str | None = GSC_V2_TEST_SHA256
+    test_url: str | None = source_url("test_v0.02")
+    test_sha256: str | None = source_sha256("test_v0.02")
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechrnn.audio import CLIP_SAMPLES
-from speechrnn.data.cache import CachedSplit, to_pcm16
-from speechrnn.data.corpus import SILENCE, SPLITS, UNKNOWN, TaskPlan, plan_task
+from speechrnn.audio import CLIP_SAMPLES, to_pcm16
+from speechrnn.data.cache import CachedSplit
+from speechrnn.data.corpus import TaskPlan, plan_task
 from speechrnn.data.gsc.official import open_test_set
 from speechrnn.data.prepare import Corpus, open_corpus
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError, DataError
+from speechrnn.labels import SILENCE, SPLITS, UNKNOWN
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,19 @@ from speechrnn.errors import DataError
 MARKER = ".speechrnn-complete.json"  # its presence means the dir was finished
 
 
-def read_marker(directory: Path) -> dict[str, Any] | None:
-    """The completion marker of a finished dir, or None."""
+def read_marker(directory: Path, name: str = MARKER) -> dict[str, Any] | None:
+    """The completion marker `name` of a finished dir; None when absent or unreadable."""
     try:
-        marker = json.loads((Path(directory) / MARKER).read_text())
+        marker = json.loads((Path(directory) / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) else None
 
 
-def write_marker(directory: Path, content: Mapping[str, Any]) -> None:
+def write_marker(directory: Path, content: Mapping[str, Any], name: str = MARKER) -> None:
     """Write the marker (call last: it declares `directory` complete)."""
-    (directory / MARKER).write_text(json.dumps(dict(content), indent=1, sort_keys=True) + "\n")
+    text = json.dumps(dict(content), indent=1, sort_keys=True) + "\n"
+    (directory / name).write_text(text, encoding="utf-8")
 
 
 def is_complete(target: Path, key: Mapping[str, Any]) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from speechrnn.data.corpus import SILENCE, SPLITS, UNKNOWN, plan_task
+from speechrnn.data.corpus import plan_task
 from speechrnn.data.prepare import Corpus
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import eval_plan
+from speechrnn.labels import SILENCE, SPLITS, UNKNOWN
 
 
 def label_counts(corpus: Corpus, data: DataConfig) -> tuple[list[str], dict[str, np.ndarray]]:

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from speechrnn.audio import PCM_SCALE
 from speechrnn.checkpoint import load_checkpoint, resolve_device
 from speechrnn.config import from_mapping, hydra_output_dir
+from speechrnn.console import counting
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
@@ -27,9 +29,8 @@ from speechrnn.evaluation.report import (
     render_markdown,
     write_csv,
 )
+from speechrnn.labels import SPLITS
 from speechrnn.model import StackedLSTMClassifier
-
-SPLITS = ("train", "validation", "test")
 
 
 def evaluate(
@@ -85,17 +86,14 @@ def predict_probabilities(
     model: StackedLSTMClassifier, waves: np.ndarray, batch_size: int, progress: bool = True
 ) -> np.ndarray:
     """Softmax outputs (N, C) for int16 clips (N, T), batch by batch on the model's device."""
-    from rich.progress import Progress
-
     device = next(model.parameters()).device
     out = np.empty((len(waves), len(model.labels)), dtype=np.float32)
-    with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("evaluating", total=len(waves))
+    with counting("evaluating", len(waves), progress, transient=True) as advance:
         for start in range(0, len(waves), batch_size):
             chunk = torch.from_numpy(np.array(waves[start : start + batch_size]))  # (b, T) int16
-            batch = chunk.to(device, non_blocking=True).float() / 32768.0  # (b, T)
+            batch = chunk.to(device, non_blocking=True).float() / PCM_SCALE  # (b, T)
             out[start : start + len(chunk)] = model(batch).softmax(dim=-1).cpu().numpy()
-            bar.advance(task, len(chunk))
+            advance(len(chunk))
     return out
 
 

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
+from speechrnn.labels import UNKNOWN
+
 CLIP_SECONDS = 1.25  # audio up to this long is one clip; longer audio is scanned
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, fit_clip, read_audio, resample
+from speechrnn.console import error_line
 from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
 from speechrnn.inference.backends import Backend, open_backend
 from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         with _native_stderr_muted():
             return _run(args)
     except KeyboardInterrupt:
-        _error("interrupted")
+        error_line("interrupted")
         return 130
 
 
@@ -223,14 +224,14 @@ def _run(args: argparse.Namespace) -> int:
             args.model, args.device, args.top_k, args.threshold, stream, args.max_seconds
         )
     except SpeechRNNError as exc:
-        _error(str(exc))
+        error_line(str(exc))
         return 2
     failed = 0
     try:
         for name, outcome in model.predict_files(expand_inputs(args.audio)):
             if isinstance(outcome, SpeechRNNError):
                 failed += 1
-                _error(str(outcome))
+                error_line(str(outcome))
                 if args.json:
                     _emit(json.dumps({"file": name, "error": str(outcome)}))
             else:
@@ -268,10 +269,6 @@ def _native_stderr_muted() -> Iterator[None]:
 
 def _emit(text: str) -> None:
     print(text, flush=True)
-
-
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

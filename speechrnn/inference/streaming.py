@@ -9,7 +9,8 @@ import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
 from speechrnn.errors import ConfigError
-from speechrnn.inference.decisions import SILENCE, UNKNOWN, Detection
+from speechrnn.inference.decisions import Detection
+from speechrnn.labels import SILENCE, UNKNOWN
 
 FRAME = 400  # 25 ms energy frames for endpointing
 FRAME_HOP = 160  # 10 ms

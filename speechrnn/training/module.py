@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -12,43 +11,9 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from speechrnn.augment import batch_seed, mixup
-from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
-
-SCHEDULES = ("cosine", "onecycle")
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Optimiser, schedule and loss settings (the `optim:` section)."""
-
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.0
-    mixup: float = 0.0  # > 0: training batches mixed at Beta(mixup, mixup) weights
-
-    def __post_init__(self) -> None:
-        if self.mixup < 0:
-            raise ConfigError(f"optim.mixup cannot be negative, got {self.mixup}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.lr <= 0:
-            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.grad_clip < 0:
-            raise ConfigError("optim.weight_decay, warmup_epochs and grad_clip cannot be negative")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(
-                f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(
-                f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
-            )
+from speechrnn.training.settings import OptimConfig
 
 
 class SpeechCommandsModule(L.LightningModule):

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +22,8 @@ from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig
-from speechrnn.training.module import OptimConfig, SpeechCommandsModule
-
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
-TEST_CHECKPOINTS = ("best", "last")
-
-
-@dataclass(frozen=True)
-class TrainerConfig:
-    """Lightning Trainer settings (the `trainer` group)."""
-
-    accelerator: str = "auto"
-    devices: int | str = "auto"
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: str = "auto"
-    max_epochs: int = 150
-    early_stopping_patience: int = 0
-    fast_dev_run: bool = False
-    limit_train_batches: float = 1.0
-    log_every_n_steps: int = 20
-    progress_bar: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_epochs < 1 or self.num_nodes < 1 or self.log_every_n_steps < 1:
-            raise ConfigError("trainer.max_epochs, num_nodes and log_every_n_steps must be >= 1")
-        if self.early_stopping_patience < 0:
-            raise ConfigError("trainer.early_stopping_patience cannot be negative")
-        if not 0.0 < self.limit_train_batches <= 1.0:
-            raise ConfigError("trainer.limit_train_batches must be in (0, 1]")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}")
-        if self.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-            raise ConfigError(
-                f"trainer.accelerator={self.accelerator} but torch sees no CUDA GPU; "
-                "use trainer=cpu or trainer=auto"
-            )
-
-    def resolved_precision(self) -> str:
-        """auto: bf16-mixed on a GPU that supports it, else 32-true (bf16 cost accuracy on CPU)."""
-        if self.precision != "auto":
-            return self.precision
-        gpu = self.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-        return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+from speechrnn.training.module import SpeechCommandsModule
+from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
 
 
 @dataclass(frozen=True)
@@ -85,31 +44,24 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, cfg: Any) -> TrainSettings:
-        run_dir = Path(cfg.get("run_dir") or hydra_output_dir())
-        ckpt = cfg.get("ckpt_path")
-        if cfg.get("resume") and not ckpt:
-            ckpt = run_dir / "checkpoints" / "last.ckpt"
-            if not ckpt.is_file():
+        keys = {f.name for f in fields(RunConfig)}
+        run = from_mapping(RunConfig, {k: v for k, v in cfg.items() if k in keys}, "train")
+        run_dir = Path(run.run_dir or hydra_output_dir())
+        ckpt = run.ckpt_path
+        if run.resume and not ckpt:
+            ckpt = str(run_dir / "checkpoints" / "last.ckpt")
+            if not Path(ckpt).is_file():
                 raise ConfigError(
                     f"resume=true but {ckpt} does not exist (set hydra.run.dir=<run>)"
                 )
         if ckpt and not Path(ckpt).is_file():
             raise ConfigError(f"ckpt_path: {ckpt} does not exist")
-        test_checkpoint = cfg.get("test_checkpoint", "last")
-        if test_checkpoint not in TEST_CHECKPOINTS:
-            raise ConfigError(
-                f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "
-                f"got {test_checkpoint!r}"
-            )
         trainer = from_mapping(TrainerConfig, cfg.trainer, "trainer")
         if trainer.strategy.startswith("ddp") and trainer.devices != 1 and hydra_multirun():
             raise ConfigError(
                 "trainer.strategy=ddp cannot run in a -m sweep: Lightning starts each further "
                 "process by running the whole command again; run the settings one at a time"
             )
-        seed = cfg.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError(f"seed: expected an integer, got {seed!r}")
         return cls(
             data=from_mapping(DataConfig, cfg.data, "data"),
             model=from_mapping(ModelConfig, cfg.model, "model"),
@@ -117,11 +69,11 @@ class TrainSettings:
             features=from_mapping(FeatureConfig, cfg.features, "features"),
             augment=from_mapping(AugmentConfig, cfg.augment, "augment"),
             optim=from_mapping(OptimConfig, cfg.optim, "optim"),
-            seed=seed,
+            seed=run.seed,
             run_dir=run_dir,
             ckpt_path=Path(ckpt) if ckpt else None,
-            evaluate=bool(cfg.get("evaluate", True)),
-            test_checkpoint=test_checkpoint,
+            evaluate=run.evaluate,
+            test_checkpoint=run.test_checkpoint,
         )
 
 

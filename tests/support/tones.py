@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from speechrnn.audio import SAMPLE_RATE
-from speechrnn.data.corpus import LIST_FILES, NOISE_DIR
+from speechrnn.labels import LIST_FILES, NOISE_DIR
 
 TOY_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 TOY_OTHERS = ("bed", "cat", "dog")

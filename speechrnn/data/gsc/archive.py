@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import shutil
 import tarfile
 import tempfile
@@ -12,23 +11,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from speechrnn.data.files import ByteBar, reason, require_space
+from speechrnn.console import ByteBar
+from speechrnn.data.files import reason, require_space
+from speechrnn.data.staging import write_marker
 from speechrnn.errors import DataError
 
 MARKER = ".speechrnn-archive.json"
 PARTIAL = ".extracting-"
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
-
-
-def read_marker(dest: Path) -> dict[str, Any] | None:
-    """The marker of a tree extracted by speechrnn; None if there is none; {} if unreadable."""
-    try:
-        marker = json.loads((dest / MARKER).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-    return marker if isinstance(marker, dict) else {}
 
 
 def remove_partial(dest: Path) -> None:
@@ -70,7 +60,7 @@ def extract(
         wrapper = _wrapper(members)
         root = temp / wrapper if wrapper else temp
         record = {**marker, "files": len(files)}
-        (root / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_marker(root, record, MARKER)
         root.chmod(0o755)
         if dest.is_dir():
             dest.rmdir()

@@ -13,12 +13,13 @@ from typing import Any
 
 from speechrnn import __version__
 from speechrnn.data.files import file_lock, make_dir, sha256_file
-from speechrnn.data.gsc.archive import MARKER, extract, read_marker, remove_partial
+from speechrnn.data.gsc.archive import MARKER, extract, remove_partial
+from speechrnn.data.gsc.sources import SOURCES
 from speechrnn.data.gsc.transfer import Retry, download
+from speechrnn.data.staging import read_marker
 from speechrnn.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-_GCS = "https://storage.googleapis.com/download.tensorflow.org/data"
 _warned: set[str] = set()
 
 
@@ -65,23 +66,7 @@ class Archive:
         return name or "archive.tar.gz"
 
 
-ARCHIVES: dict[str, Archive] = {
-    "v0.02": Archive(
-        f"{_GCS}/speech_commands_v0.02.tar.gz",
-        "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
-    ),
-    "v0.01": Archive(
-        f"{_GCS}/speech_commands_v0.01.tar.gz",
-        "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
-    ),
-    # The official test sets (ten words + _silence_ + _unknown_ folders). v0.02's checksum is
-    # TFDS's (url_checksums/speech_commands.txt); no SHA-256 for v0.01's is published.
-    "test_v0.02": Archive(
-        f"{_GCS}/speech_commands_test_set_v0.02.tar.gz",
-        "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df",
-    ),
-    "test_v0.01": Archive(f"{_GCS}/speech_commands_test_set_v0.01.tar.gz", None),
-}
+ARCHIVES: dict[str, Archive] = {name: Archive(*source) for name, source in SOURCES.items()}
 
 
 def ensure_extracted(
@@ -166,7 +151,7 @@ def _verify(
 
 def _extracted(dest: Path, archive: Archive) -> bool:
     """True when `dest` holds this archive; False when absent or empty; DataError otherwise."""
-    marker = read_marker(dest)
+    marker = read_marker(dest, MARKER)
     if marker is None:
         if dest.is_dir() and not any(dest.iterdir()):
             return False

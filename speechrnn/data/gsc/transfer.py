@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from speechrnn import __version__
-from speechrnn.data.files import CHUNK_BYTES, ByteBar, make_dir, reason, require_space
+from speechrnn.console import ByteBar
+from speechrnn.data.files import CHUNK_BYTES, make_dir, reason, require_space
 from speechrnn.errors import DataError
 
 OFFLINE_HINT = (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechrnn.audio import SAMPLE_RATE, resample
+from speechrnn.audio import PCM_SCALE, SAMPLE_RATE, resample
 from speechrnn.errors import DataError
 
 INSTALL_HINT = (
@@ -106,7 +106,7 @@ def speak(binary: str, voice: Voice, text: str, rate: int | None = None) -> np.n
         )
     source_rate = int.from_bytes(wav[24:28], "little")
     pcm = np.frombuffer(wav[44 : 44 + (len(wav) - 44) // 2 * 2], dtype="<i2")  # (T,)
-    return resample(pcm.astype(np.float32) / 32768.0, source_rate, SAMPLE_RATE)
+    return resample(pcm.astype(np.float32) / PCM_SCALE, source_rate, SAMPLE_RATE)
 
 
 def trim_silence(wave: np.ndarray, floor_db: float = SILENCE_DB) -> np.ndarray:

@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 import numpy as np
 import soundfile as sf
 
-from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
+from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, to_pcm16
+from speechrnn.console import error_line
 from speechrnn.data.parallel import default_jobs, run_tasks
 from speechrnn.data.staging import is_complete, read_marker, staged, write_marker
 from speechrnn.data.synth import noise
@@ -34,17 +35,13 @@ from speechrnn.data.synth.espeak import (
     utterance,
 )
 from speechrnn.errors import ConfigError, SpeechRNNError
+from speechrnn.labels import GSC_V2_WORDS, LIST_FILES, NOISE_DIR
 
-_GSC_V2 = """
-yes no up down left right on off stop go zero one two three four five six seven eight nine
-bed bird cat dog happy house marvin sheila tree wow backward forward follow learn visual
-"""
-GSC_WORDS: tuple[str, ...] = tuple(_GSC_V2.split())
+GSC_WORDS = GSC_V2_WORDS
 DEFAULT_SPEAKERS = 120
 MAX_SPEAKERS = 5000
 FORMAT = 1
-NOISE_DIR = "_background_noise_"
-SPLIT_LISTS = {"validation": "validation_list.txt", "testing": "testing_list.txt"}
+SPLIT_LISTS = {"validation": LIST_FILES["validation"], "testing": LIST_FILES["test"]}
 VALIDATION_PERCENT = 10.0
 TESTING_PERCENT = 10.0
 MAX_SPEECH = int(0.95 * CLIP_SAMPLES)
@@ -127,7 +124,7 @@ def render_clip(binary: str, voice: Voice, word: str, seed: int) -> np.ndarray:
     clip = np.zeros(CLIP_SAMPLES)  # (16000,)
     start = int(rng.integers(0, CLIP_SAMPLES - speech.shape[0] + 1))
     clip[start : start + speech.shape[0]] = speech
-    return _pcm16(clip)
+    return to_pcm16(clip)
 
 
 def synthesize(
@@ -167,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except SpeechRNNError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error_line(str(exc))
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted; no complete corpus was written", file=sys.stderr)
+        error_line("interrupted; no complete corpus was written")
         return 130
     finally:
         if previous is not None:
@@ -198,7 +195,7 @@ def _build(root: Path, settings: SynthSettings, inv: Inventory, jobs: int, progr
     (root / NOISE_DIR).mkdir()
     noise_waves = noise.background_noise(settings.seed, tracks)
     for stem, wave in noise_waves.items():
-        _write_wav(root / NOISE_DIR / f"{stem}.wav", _pcm16(wave))
+        _write_wav(root / NOISE_DIR / f"{stem}.wav", to_pcm16(wave))
     splits = {v.speaker_id: gsc_split(v.speaker_id) for v in speakers}
     for split, name in SPLIT_LISTS.items():
         lines = sorted(
@@ -227,10 +224,6 @@ def _clip_name(word: str, speaker_id: str) -> str:
 
 def _write_wav(path: Path, pcm: np.ndarray) -> None:
     sf.write(str(path), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-
-
-def _pcm16(wave: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
 
 
 def _describe(key: dict[str, Any]) -> str:

@@ -1,0 +1,89 @@
+"""The console: the one `error:` line, and the progress bars for counts and for bytes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+def error_line(message: str) -> None:
+    """Print `error: <message>` on stderr: how every speechrnn command reports a problem."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one error line on stderr and exit non-zero."""
+    error_line(message)
+    sys.exit(code)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message, with its cause, folded onto one line."""
+    parts = [str(exc)]
+    if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
+        parts.append(str(exc.__cause__))
+    lines = [ln.strip() for part in parts for ln in part.splitlines()]
+    cut = next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")), None)
+    noise = ("full_key:", "object_type=", "See https")
+    kept = [ln for ln in lines[:cut] if ln and not ln.startswith(noise)]
+    return " ".join(kept) or type(exc).__name__
+
+
+def progress(unit: str = "items", enabled: bool = True, transient: bool = False) -> Progress:
+    """A rich progress display counting `items` (done/total) or `bytes` (size, rate)."""
+    from rich import progress as rp
+
+    amount = (
+        (rp.DownloadColumn(), rp.TransferSpeedColumn())
+        if unit == "bytes"
+        else (rp.MofNCompleteColumn(), rp.TimeElapsedColumn())
+    )
+    columns = (rp.TextColumn("{task.description}"), rp.BarColumn(), *amount)
+    return rp.Progress(*columns, rp.TimeRemainingColumn(), disable=not enabled, transient=transient)
+
+
+@contextmanager
+def counting(
+    label: str, total: int, enabled: bool = True, transient: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A bar of `total` items while the block runs; yields `advance(n)`."""
+    with progress("items", enabled, transient) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+class ByteBar:
+    """A progress bar in bytes (done/total, rate, time left), shown once the total is set."""
+
+    def __init__(self, description: str, enabled: bool = True, total: int | None = None) -> None:
+        self._progress = progress("bytes", enabled)
+        self._task = self._progress.add_task(description, total=total)
+        self._total = total
+
+    def __enter__(self) -> ByteBar:
+        if self._total is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def reset(self, total: int | None, completed: int = 0) -> None:
+        """Start counting again (a new response): `completed` of `total` bytes are done."""
+        self._progress.reset(self._task, total=total, completed=completed)
+        self._progress.start()
+
+    def advance(self, size: int) -> None:
+        self._progress.advance(self._task, size)

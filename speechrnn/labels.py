@@ -1,0 +1,17 @@
+"""Label and GSC-layout names: reserved classes, the noise folder, split lists, the word sets."""
+
+from __future__ import annotations
+
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+NOISE_DIR = "_background_noise_"
+RESERVED_PREFIX = "_"  # _silence_, _unknown_, _background_noise_
+SPLITS = ("train", "validation", "test")
+LIST_FILES = {"validation": "validation_list.txt", "test": "testing_list.txt"}
+COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+GSC_V2_WORDS = (
+    *COMMANDS,
+    *["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+    *["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow"],
+    *["backward", "forward", "follow", "learn", "visual"],
+)

@@ -1,0 +1,113 @@
+"""Training settings with their defaults: the optimiser and schedule, and the Lightning Trainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speechrnn.errors import ConfigError
+
+SCHEDULES = ("cosine", "onecycle")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser, schedule and loss settings (the `optim:` section)."""
+
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    mixup: float = 0.0  # > 0: training batches mixed at Beta(mixup, mixup) weights
+
+    def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise ConfigError(f"optim.mixup cannot be negative, got {self.mixup}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.grad_clip < 0:
+            raise ConfigError("optim.weight_decay, warmup_epochs and grad_clip cannot be negative")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+
+
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
+TEST_CHECKPOINTS = ("best", "last")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Lightning Trainer settings (the `trainer` group)."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "auto"
+    max_epochs: int = 150
+    early_stopping_patience: int = 0
+    fast_dev_run: bool = False
+    limit_train_batches: float = 1.0
+    log_every_n_steps: int = 20
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1 or self.num_nodes < 1 or self.log_every_n_steps < 1:
+            raise ConfigError("trainer.max_epochs, num_nodes and log_every_n_steps must be >= 1")
+        if self.early_stopping_patience < 0:
+            raise ConfigError("trainer.early_stopping_patience cannot be negative")
+        if not 0.0 < self.limit_train_batches <= 1.0:
+            raise ConfigError("trainer.limit_train_batches must be in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}")
+        if self.accelerator in ("gpu", "cuda") and not _cuda():
+            raise ConfigError(
+                f"trainer.accelerator={self.accelerator} but torch sees no CUDA GPU; "
+                "use trainer=cpu or trainer=auto"
+            )
+
+    def resolved_precision(self) -> str:
+        """auto: bf16-mixed on a GPU that supports it, else 32-true (bf16 cost accuracy on CPU)."""
+        if self.precision != "auto":
+            return self.precision
+        gpu = self.accelerator in ("gpu", "cuda", "auto") and _cuda()
+        if not gpu:
+            return "32-true"
+        import torch
+
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The top-level keys of speechrnn-train: the seed, the run dir, resuming, the final test."""
+
+    seed: int = 0
+    run_dir: str | None = None  # null: Hydra's run dir
+    ckpt_path: str | None = None  # resume from this Lightning checkpoint
+    resume: bool = False  # resume from <run dir>/checkpoints/last.ckpt
+    evaluate: bool = True  # write the test-split report into <run dir>/report at the end
+    test_checkpoint: str = "last"  # weights that the test split and the report use
+
+    def __post_init__(self) -> None:
+        if self.test_checkpoint not in TEST_CHECKPOINTS:
+            raise ConfigError(
+                f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "
+                f"got {self.test_checkpoint!r}"
+            )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
