@@ -115,7 +115,9 @@ def _attempt(url: str, part: Path, retry: Retry, end: float, bar: ByteBar) -> No
         raise TransientError(f"HTTP {response.status} with an empty body")
 
 
-def _body_range(status: int, headers: http.client.HTTPMessage, offset: int) -> tuple[int, int | None]:
+def _body_range(
+    status: int, headers: http.client.HTTPMessage, offset: int
+) -> tuple[int, int | None]:
     """(first byte of the body, full size or None); TransientError when the range is not ours."""
     length = headers.get("Content-Length")
     size = int(length) if length and length.isdigit() else None
