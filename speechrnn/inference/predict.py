@@ -14,6 +14,7 @@ import numpy as np
 
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, fit_clip, read_audio, resample
 from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
+from speechrnn.guard import guarded
 from speechrnn.inference.backends import Backend, open_backend
 from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
 from speechrnn.inference.inputs import MAX_FILES, expand_inputs, shown
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     """speechrnn-predict: print one answer per audio file; errors are one line each on stderr."""
     args = build_parser().parse_args(argv)

@@ -34,6 +34,7 @@ from speechrnn.data.synth.espeak import (
     utterance,
 )
 from speechrnn.errors import ConfigError, SpeechRNNError
+from speechrnn.guard import guarded
 
 _GSC_V2 = """
 yes no up down left right on off stop go zero one two three four five six seven eight nine
@@ -151,6 +152,7 @@ def synthesize(
     return out
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     """speechrnn-synth OUT_DIR [--words yes,no,...] [--speakers N] [--seed S] [--jobs J]."""
     previous = None
