@@ -201,7 +201,7 @@ def _open(part: Path, mode: str) -> BinaryIO:
 def _http_failure(url: str, exc: urllib.error.HTTPError) -> Exception:
     status = f"HTTP {exc.code} {exc.reason}".strip()
     if 300 <= exc.code < 400:
-        return DataError(f"cannot download {url} ({status}: too many or looping redirects)")
+        return DataError(f"cannot download {url} (HTTP {exc.code}: too many or looping redirects)")
     if exc.code >= 500 or exc.code in _RETRY_CODES:
         return TransientError(status)
     return DataError(f"cannot download {url} ({status}); check data.url")
