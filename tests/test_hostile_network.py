@@ -98,7 +98,7 @@ def test_200_shorter_than_its_length_is_retried_then_one_line(hostile, tmp_path:
         _send(req, 200, BODY[:50], Content_Length=str(len(BODY)))
         req.close_connection = True
 
-    url, seen = hostile(short)
+    url, _seen = hostile(short)
     message = _timed_failure(url, tmp_path / "a.part")
     assert "connection closed early, 50 of 16384 bytes" in message
 
@@ -111,7 +111,7 @@ def test_redirect_loop_fails_at_once(hostile, tmp_path: Path) -> None:
 
 
 def test_stalling_server_times_out_and_gives_up(hostile, tmp_path: Path) -> None:
-    url, seen = hostile(lambda req, n: time.sleep(1.0))
+    url, _seen = hostile(lambda req, n: time.sleep(1.0))
     retry = Retry(retries=1, backoff_s=0.001, timeout_s=0.1)
     assert "timed out; gave up after 2 tries" in _timed_failure(url, tmp_path / "a.part", retry)
 
@@ -121,7 +121,7 @@ def test_reset_connection_is_retried_then_one_line(hostile, tmp_path: Path) -> N
         req.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
         req.close_connection = True
 
-    url, seen = hostile(reset)
+    url, _seen = hostile(reset)
     assert "gave up after 4 tries" in _timed_failure(url, tmp_path / "a.part")
 
 
@@ -182,7 +182,7 @@ def test_validator_survives_a_failed_run_for_the_next(hostile, tmp_path: Path) -
 
 
 def test_416_for_a_longer_file_is_a_failed_try(hostile, tmp_path: Path) -> None:
-    url, seen = hostile(lambda req, n: _send(req, 416, b"", Content_Range="bytes */99999"))
+    url, _seen = hostile(lambda req, n: _send(req, 416, b"", Content_Range="bytes */99999"))
     part = tmp_path / "a.part"
     part.write_bytes(BODY[:10])
     assert "HTTP 416 for byte 10 of a 99999-byte file" in _timed_failure(url, part)
