@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.inference import run_cli, speechlike, tiny_checkpoint, write
 
 from speechrnn.audio import read_audio
 from speechrnn.errors import AudioError
 from speechrnn.inference.inputs import expand_inputs
+
+from support.inference import run_cli, speechlike, tiny_checkpoint, write
 
 BOUND_S = 60.0
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.inference import run_cli, tiny_checkpoint
 
 from speechrnn.checkpoint import check_resumable, load_checkpoint
 from speechrnn.errors import CheckpointError
+
+from support.inference import run_cli, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
