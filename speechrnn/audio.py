@@ -1,8 +1,13 @@
-"""The one audio loader for training and inference: any soundfile format to float32 mono 16 kHz."""
+"""The one audio loader for training and inference: any soundfile format to float32 mono 16 kHz.
+
+Files are decoded and resampled in blocks, so memory is the 16 kHz output plus one block,
+whatever the input's rate; a header that declares more than the limits is refused unread.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,8 @@ SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
 MAX_SECONDS = 3600.0  # longer input is refused rather than decoded into memory
 PCM_SCALE = 32768.0  # int16 full scale: float = int16 / PCM_SCALE, as soundfile reads it
+MAX_INPUT_SAMPLES = int(MAX_SECONDS) * 192_000 * 2  # one hour of 192 kHz stereo, all channels
+BLOCK_FRAMES = 1 << 16  # input frames decoded (and resampled) at a time
 
 
 def read_audio(
@@ -33,19 +40,49 @@ def read_audio(
     seconds = info.frames / info.samplerate
     if seconds > max_seconds:
         raise AudioError(f"{path}: too long ({seconds:.0f} s; at most {max_seconds:.0f} s)")
+    if info.frames * info.channels > MAX_INPUT_SAMPLES:
+        raise AudioError(
+            f"{path}: too large ({info.frames * info.channels:,} samples declared: {seconds:.0f} s "
+            f"at {info.samplerate} Hz x {info.channels} channels; at most {MAX_INPUT_SAMPLES:,})"
+        )
+    if info.format == "WAV":
+        _check_complete(path, info.channels * _sample_bytes(info.subtype), info.samplerate)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, channels)
+        wave = _decode(path, info.frames, info.samplerate, sample_rate)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (no samples)")
-    wave = data.mean(axis=1, dtype=np.float32)  # (T,)
-    if not np.isfinite(wave).all():
+    if wave is None:
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    wave = resample(wave, rate, sample_rate)
     if wave.size == 0:
         raise AudioError(f"{path}: no samples left after resampling to {sample_rate} Hz")
     return wave
+
+
+def _decode(path: Path, frames: int, rate: int, target: int) -> np.ndarray | None:
+    """Blocks of (frames, channels) -> mono -> resampled into one preallocated float32 array;
+    None when a sample is NaN or infinite."""
+    import soxr
+
+    stream = None if rate == target else soxr.ResampleStream(rate, target, 1, "float32", "HQ")
+    out = np.empty(int(frames * target / rate) + 64, np.float32)  # (T_out,) grown if short
+    filled = 0
+    with sf.SoundFile(str(path)) as source:
+        for block in source.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):  # (b, ch)
+            mono = block.mean(axis=1, dtype=np.float32)  # (b,)
+            if not np.isfinite(mono).all():
+                return None
+            chunk = mono if stream is None else stream.resample_chunk(mono)
+            out, filled = _append(out, filled, chunk)
+        if stream is not None:
+            out, filled = _append(out, filled, stream.resample_chunk(np.zeros(0, np.float32), True))
+    return out[:filled]
+
+
+def _append(out: np.ndarray, filled: int, chunk: np.ndarray) -> tuple[np.ndarray, int]:
+    if filled + chunk.size > out.size:
+        out = np.concatenate([out[:filled], np.empty(max(out.size, chunk.size), np.float32)])
+    out[filled : filled + chunk.size] = chunk
+    return out, filled + chunk.size
 
 
 def resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -94,6 +131,43 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+
+
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
+_SAMPLE_BYTES |= {"DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+
+
+def _sample_bytes(subtype: str) -> int:
+    return _SAMPLE_BYTES.get(subtype, 0)
+
+
+def _check_complete(path: Path, frame_bytes: int, rate: int) -> None:
+    """Refuse a RIFF WAV whose data chunk ends before its header says (a cut-off file)."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if handle.read(12)[:4] != b"RIFF":
+                return  # RF64 and others: sizes live elsewhere
+            for _ in range(64):  # chunks before `data`
+                header = handle.read(8)
+                if len(header) < 8:
+                    return
+                kind, length = header[:4], struct.unpack("<I", header[4:])[0]
+                if kind == b"data":
+                    held = size - handle.tell()
+                    break
+                handle.seek(length + (length & 1), os.SEEK_CUR)
+            else:
+                return
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
+    if length in (0, 0xFFFFFFFF) or length <= held:  # 0 / all ones: size left unknown by a stream
+        return
+    whole = f" ({held / frame_bytes / rate:.2f} of {length / frame_bytes / rate:.2f} s)"
+    raise AudioError(
+        f"{path}: truncated WAV: its data chunk declares {length} bytes but the file holds "
+        f"{held}{whole if frame_bytes else ''}; re-export or re-download it"
+    )
 
 
 def _reason(exc: BaseException) -> str:

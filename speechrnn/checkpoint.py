@@ -6,6 +6,7 @@ import os
 import pickle
 import re
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 
 from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.model import FORMAT, StackedLSTMClassifier
+from speechrnn.validation import check_metadata, check_shapes, check_state
 
 
 def resolve_device(device: str) -> torch.device:
@@ -31,8 +33,23 @@ def resolve_device(device: str) -> torch.device:
 def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> StackedLSTMClassifier:
-    """Rebuild a model in eval mode from a standalone or Lightning checkpoint, safely."""
+    """Rebuild a model in eval mode from a standalone or Lightning checkpoint, safely.
+
+    Every field of the settings, the labels and every tensor's name and shape are checked
+    before the model is built; any failure is a CheckpointError naming it.
+    """
     path = Path(path)
+    meta, state = _split_checkpoint(read_checkpoint(path, device), path)
+    labels, features, config = check_metadata(meta, str(path))
+    state = check_state(state, str(path))
+    model = StackedLSTMClassifier(labels, features, config)
+    check_shapes(state, model.state_dict(), str(path))
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> object:
+    """`torch.load(weights_only=True)`; CheckpointError when missing, corrupt or unsafe."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -47,28 +64,42 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: refused to load: {what}, not plain weights") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    meta, state = _split_checkpoint(raw, path)
-    model = StackedLSTMClassifier.from_metadata(meta)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+    return raw
+
+
+def check_resumable(path: Path, features: dict[str, Any], model: dict[str, Any]) -> None:
+    """A checkpoint Lightning can resume or test with these settings; CheckpointError if not."""
+    raw = read_checkpoint(path)
+    if not (isinstance(raw, dict) and isinstance(raw.get("speechrnn"), dict)):
         raise CheckpointError(
-            f"{path}: weights do not match the saved settings ({first})"
-        ) from None
-    return model.to(device).eval()
+            f"{path}: not a checkpoint written by speechrnn-train (a run's checkpoints/*.ckpt)"
+        )
+    if "loops" not in raw or "optimizer_states" not in raw:
+        raise CheckpointError(f"{path}: a model without its training state; it cannot be resumed")
+    meta, state = _split_checkpoint(raw, path)
+    _, saved_features, saved_model = check_metadata(meta, str(path))
+    check_state(state, str(path))
+    for name, saved, wanted in (
+        ("features", asdict(saved_features), features),
+        ("model", asdict(saved_model), model),
+    ):
+        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        if changed:
+            diff = ", ".join(
+                f"{name}.{k}={saved.get(k)!r} there, {wanted[k]!r} here" for k in changed[:3]
+            )
+            raise CheckpointError(
+                f"{path}: saved with other settings ({diff}); resume with the run's own"
+            )
 
 
 def _split_checkpoint(raw: object, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(metadata, model state dict) of a standalone or a Lightning checkpoint."""
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
-        return raw, raw["state_dict"]
+        return raw, raw.get("state_dict")
     if isinstance(raw, dict) and isinstance(raw.get("speechrnn"), dict) and "state_dict" in raw:
-        state = {
-            k.removeprefix("model."): v
-            for k, v in raw["state_dict"].items()
-            if k.startswith("model.")
-        }
+        weights = check_state(raw["state_dict"], str(path))
+        state = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
         return raw["speechrnn"], state
     raise CheckpointError(
         f"{path}: not a speechrnn checkpoint (no labels or model settings inside)"

@@ -9,8 +9,10 @@ from typing import Any
 
 from speechrnn import CONFIG_DIR
 from speechrnn.config import register_configs
-from speechrnn.console import fail, one_line
-from speechrnn.errors import SpeechRNNError
+from speechrnn.console import fail, guarded, internal_error, one_line
+from speechrnn.errors import CheckpointError, SpeechRNNError
+
+BAD_MODEL = 2  # exit status for a missing, corrupt, unsafe or invalid model file
 
 
 def run_hydra_app(config_name: str, task: str) -> None:
@@ -29,7 +31,9 @@ def run_hydra_app(config_name: str, task: str) -> None:
         try:  # inside the job: a SystemExit passes Hydra by, so it adds no report of its own
             getattr(importlib.import_module(module), function)(cfg)
         except (SpeechRNNError, OmegaConfBaseException) as exc:
-            fail(one_line(exc))
+            fail(one_line(exc), BAD_MODEL if isinstance(exc, CheckpointError) else 1)
+        except Exception as exc:  # inside the job, so Hydra adds no "Error executing job" line
+            internal_error(exc)
 
     try:
         app()
@@ -57,21 +61,25 @@ def _unparsable_override() -> str:
     return " ".join(sys.argv[1:])
 
 
+@guarded
 def train_main() -> None:
     """speechrnn-train: train a model (conf/train.yaml)."""
     run_hydra_app("train", "speechrnn.training.train:train")
 
 
+@guarded
 def eval_main() -> None:
     """speechrnn-eval: write an evaluation report for a checkpoint (conf/eval.yaml)."""
     run_hydra_app("eval", "speechrnn.evaluation.evaluate:evaluate_config")
 
 
+@guarded
 def export_main() -> None:
     """speechrnn-export: export a checkpoint to ONNX (conf/export.yaml)."""
     run_hydra_app("export", "speechrnn.inference.export:export_config")
 
 
+@guarded
 def download_main() -> None:
     """speechrnn-download: fetch, verify, extract, index and cache a corpus (conf/download.yaml)."""
     run_hydra_app("download", "speechrnn.data.prepare:download_config")

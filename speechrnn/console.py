@@ -1,26 +1,70 @@
-"""The console: the one `error:` line, and the progress bars for counts and for bytes."""
+"""The console: the one `error:` line, the internal-error guard, and the progress bars."""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
 
+DEBUG_ENV = "SPEECHRNN_DEBUG"  # set to 1 for the full traceback instead of the one line
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in speechrnn (or a library), not the user's input
+INTERRUPTED = 130
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def shown(text: str) -> str:
+    """`text` with control characters (newlines in file names) escaped: one printable line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def error_line(message: str) -> None:
-    """Print `error: <message>` on stderr: how every speechrnn command reports a problem."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """Print `error: <message>` on stderr, on one line: how every command reports a problem."""
+    print(f"error: {shown(message)}", file=sys.stderr, flush=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one error line on stderr and exit non-zero."""
-    error_line(message)
-    sys.exit(code)
+    """Print one error line on stderr and exit non-zero (even when stderr is gone)."""
+    try:
+        error_line(message)
+    finally:
+        sys.exit(code)
+
+
+def guarded(main: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a console script's `main`: no traceback reaches the user unless DEBUG_ENV is set."""
+
+    @functools.wraps(main)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            fail("interrupted", INTERRUPTED)
+        except Exception as exc:
+            internal_error(exc)
+
+    return run
+
+
+def internal_error(exc: Exception) -> NoReturn:
+    """Exit INTERNAL_ERROR with one line naming `exc`; re-raise it when DEBUG_ENV is set."""
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        raise exc
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    fail(
+        f"internal error: {type(exc).__name__}{': ' if text else ''}{text} "
+        f"(a bug; run again with {DEBUG_ENV}=1 for the full traceback)",
+        INTERNAL_ERROR,
+    )
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from speechrnn.errors import CheckpointError, ConfigError
+from speechrnn.errors import ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
 from speechrnn.labels import SILENCE
 
@@ -211,16 +211,3 @@ class StackedLSTMClassifier(nn.Module):
         torch.save({**self.metadata(), "state_dict": self.state_dict()}, tmp)
         tmp.replace(path)
         return path
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any]) -> StackedLSTMClassifier:
-        try:
-            return cls(
-                list(meta["labels"]),
-                FeatureConfig(**meta["features"]),
-                ModelConfig(**meta["model"]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise CheckpointError(
-                f"checkpoint settings are incomplete or unknown ({exc})"
-            ) from None

@@ -1,4 +1,10 @@
-"""Decode-once cache: each split's clips as one int16 (N, 16000) .npy memmap + a JSON manifest."""
+"""Decode-once cache: each split's clips as one int16 (N, 16000) .npy memmap + a JSON manifest.
+
+Builders take an flock on `<folder>/.<name>.lock` and check again once they hold it, so
+concurrent runs (on one host, or hosts sharing a file system whose server honours flock)
+build once; space is reserved before a file is written; a manifest carries its own digest and
+its array's size, so a damaged entry is rebuilt rather than trusted.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ import logging
 import multiprocessing
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,8 +29,8 @@ import numpy as np
 from speechrnn.audio import CLIP_SAMPLES, load_audio, read_audio, to_pcm16
 from speechrnn.console import counting
 from speechrnn.data.corpus import CorpusIndex, speaker_of, word_of
-from speechrnn.data.files import abandoned
-from speechrnn.errors import AudioError
+from speechrnn.data.files import file_lock, make_dir, reason, require_space
+from speechrnn.errors import AudioError, DataError
 
 FORMAT = "speechrnn-waves/1"
 PARALLEL_MIN = 512  # smaller builds decode in this process
@@ -72,8 +80,11 @@ def load_split_cache(
     fingerprint = index.fingerprint(paths)
     found = _open_cached(folder, split, fingerprint)
     if found is None:
-        _build_split(index, split, folder, fingerprint, progress, workers)
-        found = _open_cached(folder, split, fingerprint)
+        with _building(folder, split):
+            found = _open_cached(folder, split, fingerprint)  # another run may have built it
+            if found is None:
+                _build_split(index, split, folder, fingerprint, progress, workers)
+                found = _open_cached(folder, split, fingerprint)
         assert found is not None
     manifest, waves = found
     return CachedSplit(
@@ -93,25 +104,36 @@ def load_noise_cache(index: CorpusIndex, cache_root: Path) -> NoiseRecordings:
     fingerprint = index.fingerprint(index.noise)
     found = _open_cached(folder, "noise", fingerprint)
     if found is None:
-        names, waves, failed = [], [], []
-        for rel in index.noise:
-            try:
-                waves.append(read_audio(index.root / rel))
-                names.append(rel.rsplit("/", 1)[-1])
-            except AudioError as exc:
-                failed.append(f"{rel} ({_reason(index.root, rel, exc)})")
-        _warn_skipped(index.root, "background noise", len(index.noise), failed)
-        flat = np.concatenate(waves) if waves else np.zeros(0, np.float32)
-        extra = {"names": names, "lengths": [int(w.shape[0]) for w in waves]}
-        with _temp_npy(folder, "noise") as tmp:
-            np.save(tmp, flat)
-            _commit(folder, "noise", fingerprint, tmp, extra)
-        found = _open_cached(folder, "noise", fingerprint)
-        assert found is not None
+        with _building(folder, "noise"):
+            found = _open_cached(folder, "noise", fingerprint) or _build_noise(
+                index, folder, fingerprint
+            )
     manifest, flat = found
     ends = np.cumsum(manifest["lengths"], dtype=np.int64)
     waves = [flat[end - n : end] for n, end in zip(manifest["lengths"], ends, strict=True)]
     return NoiseRecordings(tuple(manifest["names"]), waves)
+
+
+def _build_noise(index: CorpusIndex, folder: Path, fingerprint: str) -> tuple[dict[str, Any], Any]:
+    names, waves, failed = [], [], []
+    for rel in index.noise:
+        try:
+            waves.append(read_audio(index.root / rel))
+            names.append(rel.rsplit("/", 1)[-1])
+        except AudioError as exc:
+            failed.append(f"{rel} ({_reason(index.root, rel, exc)})")
+    _warn_skipped(index.root, "background noise", len(index.noise), failed)
+    flat = np.concatenate(waves) if waves else np.zeros(0, np.float32)
+    extra = {"names": names, "lengths": [int(w.shape[0]) for w in waves]}
+    with _temp_npy(folder, "noise") as tmp:
+        out = _allocate(tmp, flat.dtype, flat.shape, folder, "noise")
+        out[:] = flat
+        out.flush()
+        del out
+        _commit(folder, "noise", fingerprint, tmp, extra)
+    found = _open_cached(folder, "noise", fingerprint)
+    assert found is not None
+    return found
 
 
 def _build_split(
@@ -124,13 +146,10 @@ def _build_split(
 ) -> None:
     paths = index.splits[split]
     with _temp_npy(folder, split) as tmp:
+        _allocate(tmp, np.dtype(np.int16), (len(paths), CLIP_SAMPLES), folder, split).flush()
+        failed = []
         if paths:
-            out = np.lib.format.open_memmap(tmp, "w+", np.int16, (len(paths), CLIP_SAMPLES))
-            del out
             failed = _decode_all(index.root, paths, tmp, f"decoding {split}", progress, workers)
-        else:
-            np.save(tmp, np.zeros((0, CLIP_SAMPLES), np.int16))
-            failed = []
         bad_rows = {row for row, _ in failed}
         kept = [rel for row, rel in enumerate(paths) if row not in bad_rows]
         if bad_rows:
@@ -176,6 +195,11 @@ def _decode_all(
                 for job in as_completed(jobs):
                     failed += job.result()
                     advance(jobs[job])
+            except BrokenProcessPool:
+                raise DataError(
+                    f"{npy.parent}: a decoding worker died (killed, or out of memory); "
+                    "nothing was cached, run again"
+                ) from None
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no new chunks start
     return sorted(failed)
@@ -198,7 +222,7 @@ def _drop_rows(npy: Path, rows: list[int]) -> None:
     src = np.load(npy, mmap_mode="r")  # (N, T)
     keep = np.setdiff1d(np.arange(src.shape[0]), rows)
     compact = npy.with_name(npy.stem + ".compact.npy")
-    dst = np.lib.format.open_memmap(compact, "w+", np.int16, (keep.size, src.shape[1]))
+    dst = _allocate(compact, np.dtype(np.int16), (keep.size, src.shape[1]), npy.parent, "cache")
     for start in range(0, keep.size, 4096):
         dst[start : start + 4096] = src[keep[start : start + 4096]]
     dst.flush()
@@ -226,41 +250,108 @@ def _warn_skipped(root: Path, what: str, total: int, failures: Sequence[str]) ->
 
 
 def _open_cached(folder: Path, name: str, fingerprint: str) -> tuple[dict[str, Any], Any] | None:
-    """(manifest, memmap) of a complete cache entry matching `fingerprint`, else None."""
+    """(manifest, memmap) of a complete cache entry matching `fingerprint`, else None.
+
+    A manifest whose digest, array file size, dtype or shape disagree is damaged: warned
+    about and ignored, so the entry is rebuilt.
+    """
+    path = folder / f"{name}.json"
     try:
-        manifest = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT or manifest.get("fingerprint") != fingerprint:
-            return None
-        array = np.load(folder / manifest["file"], mmap_mode="r")
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if path.exists():
+            log.warning("%s: unreadable cache manifest; rebuilding the %s cache", path, name)
         return None
-    rows = len(manifest["paths"]) if "paths" in manifest else sum(manifest["lengths"])
-    if array.shape[0] != rows:
+    if not isinstance(manifest, dict) or manifest.get("fingerprint") != fingerprint:
+        return None
+    try:
+        if manifest.pop("digest", None) != _digest(manifest) or manifest["format"] != FORMAT:
+            raise ValueError("digest")
+        array = np.load(folder / manifest["file"], mmap_mode="r")
+        rows = len(manifest["paths"]) if "paths" in manifest else sum(manifest["lengths"])
+        shape = (rows, CLIP_SAMPLES) if "paths" in manifest else (rows,)
+        dtype = np.int16 if "paths" in manifest else np.float32
+        size = (folder / manifest["file"]).stat().st_size
+        if array.shape != shape or array.dtype != dtype or size != manifest["bytes"]:
+            raise ValueError("shape")
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s: damaged cache entry (manifest or array); rebuilding it", path)
         return None
     return manifest, array
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _commit(folder: Path, name: str, fingerprint: str, tmp: Path, extra: dict[str, Any]) -> None:
     """Rename the finished array into place, then atomically write the manifest naming it."""
     final = folder / f"{name}-{fingerprint[:16]}.npy"
-    tmp.replace(final)
-    manifest = {"format": FORMAT, "fingerprint": fingerprint, "file": final.name, **extra}
-    json_tmp = folder / f"{name}.json.{os.getpid()}.tmp"
-    json_tmp.write_text(json.dumps(manifest), encoding="utf-8")
-    json_tmp.replace(folder / f"{name}.json")
+    json_tmp = folder / f"{name}.json.{_owner()}.tmp"
+    try:
+        tmp.replace(final)
+        manifest = {"format": FORMAT, "fingerprint": fingerprint, "file": final.name, **extra}
+        manifest["bytes"] = final.stat().st_size
+        manifest["digest"] = _digest(manifest)
+        json_tmp.write_text(json.dumps(manifest), encoding="utf-8")
+        json_tmp.replace(folder / f"{name}.json")
+    except OSError as exc:
+        json_tmp.unlink(missing_ok=True)
+        raise DataError(f"{folder}: cannot write the {name} cache ({reason(exc)})") from None
     for old in folder.glob(f"{name}-*.npy"):
         if old != final:
             old.unlink(missing_ok=True)
 
 
+def _allocate(path: Path, dtype: np.dtype, shape: tuple[int, ...], folder: Path, name: str) -> Any:
+    """A writable .npy memmap whose blocks are reserved on disk first, so that a full disk is
+    a DataError now rather than a bus error when a page is written later."""
+    needed = int(np.prod(shape)) * dtype.itemsize + 4096
+    require_space(folder, needed, f"the {name} cache")
+    try:
+        out = np.lib.format.open_memmap(path, "w+", dtype, shape)
+        with path.open("r+b") as handle:
+            _reserve(handle.fileno(), os.fstat(handle.fileno()).st_size)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise DataError(
+            f"{folder}: cannot write the {name} cache ({reason(exc)}); free some space or set "
+            "data.cache_dir"
+        ) from None
+    return out
+
+
+def _reserve(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (95, 22):  # EOPNOTSUPP / EINVAL: write zeros instead
+            raise
+        block = bytes(1 << 20)
+        os.lseek(fd, 0, os.SEEK_SET)
+        for start in range(0, size, len(block)):
+            os.write(fd, block[: min(len(block), size - start)])
+
+
+@contextlib.contextmanager
+def _building(folder: Path, name: str) -> Iterator[None]:
+    """Hold the build lock of one cache entry (flock: one host, or hosts sharing an NFS)."""
+    make_dir(folder)
+    with file_lock(folder / f".{name}.lock"):
+        yield
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 @contextlib.contextmanager
 def _temp_npy(folder: Path, name: str) -> Iterator[Path]:
-    """A private temp file for a build; removed unless committed; dead builders' temps swept."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """A private temp file for a build (the build lock is held); older ones are left by killed
+    builds, since a live builder would hold the lock: swept."""
     for stale in folder.glob(f"{name}.building-*.npy"):
-        if abandoned(stale):
-            stale.unlink(missing_ok=True)
-    tmp = folder / f"{name}.building-{os.getpid()}.npy"
+        stale.unlink(missing_ok=True)
+    tmp = folder / f"{name}.building-{_owner()}.npy"
     try:
         yield tmp
     finally:

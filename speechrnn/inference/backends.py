@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES
 from speechrnn.errors import CheckpointError
+from speechrnn.validation import check_labels
 
 ONNX_FORMAT = "speechrnn-onnx/1"
 
@@ -66,21 +67,45 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CheckpointError(f"{path}: not a readable ONNX model ({reason})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        try:
-            labels, clip = json.loads(meta["labels"]), int(meta["clip_samples"])
-        except (KeyError, ValueError, TypeError):
-            raise CheckpointError(
-                f"{path}: not a speechrnn ONNX model (no labels in its metadata)"
-            ) from None
-        if meta.get("format") != ONNX_FORMAT or clip != CLIP_SAMPLES:
-            raise CheckpointError(
-                f"{path}: unsupported ONNX model ({meta.get('format')!r}, {clip}-sample input); "
-                f"expected {ONNX_FORMAT} with {CLIP_SAMPLES}-sample input"
-            )
-        self.labels = [str(label) for label in labels]
+        self.labels = _check_onnx(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         (probs,) = self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})
         return probs  # (B, classes)
+
+
+def _check_onnx(session: Any, path: Path) -> list[str]:
+    """The labels of a speechrnn ONNX model, its metadata and input/output signature checked."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("format") != ONNX_FORMAT:
+        raise CheckpointError(
+            f"{path}: not a speechrnn ONNX model (format {meta.get('format', 'missing')!r:.40}, "
+            f"expected {ONNX_FORMAT})"
+        )
+    try:
+        labels = check_labels(json.loads(meta.get("labels", "")), str(path))
+        clip = int(meta.get("clip_samples", ""))
+    except (ValueError, TypeError, RecursionError):
+        raise CheckpointError(
+            f"{path}: unreadable labels or clip_samples in its metadata"
+        ) from None
+    if clip != CLIP_SAMPLES:
+        raise CheckpointError(f"{path}: declares {clip}-sample input, expected {CLIP_SAMPLES}")
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise CheckpointError(
+            f"{path}: has {len(inputs)} inputs and {len(outputs)} outputs, expected 1 and 1"
+        )
+    signature = (
+        (inputs[0], "input", CLIP_SAMPLES),
+        (outputs[0], "output", len(labels)),
+    )
+    for arg, role, size in signature:
+        shape = list(arg.shape or [])
+        if arg.type != "tensor(float)" or len(shape) != 2 or shape[1] != size:
+            raise CheckpointError(
+                f"{path}: {role} {arg.name!r:.40} is {arg.type} {shape}, expected "
+                f"tensor(float) [batch, {size}]"
+            )
+    return labels

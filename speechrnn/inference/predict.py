@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, fit_clip, read_audio, resample
-from speechrnn.console import error_line
+from speechrnn.console import error_line, guarded, shown
 from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
 from speechrnn.inference.backends import Backend, open_backend
 from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
-from speechrnn.inference.inputs import expand_inputs
+from speechrnn.inference.inputs import MAX_FILES, expand_inputs
 from speechrnn.inference.streaming import StreamConfig, detect, iter_windows
 
 Source = str | os.PathLike[str]
@@ -89,13 +89,13 @@ class Predictor:
     def _decode(self, source: Source | SpeechRNNError) -> tuple[str, np.ndarray | SpeechRNNError]:
         if isinstance(source, SpeechRNNError):
             return str(source).split(": ", 1)[0], source
-        path = Path(source)
+        path, name = Path(source), shown(str(source))
         try:
-            return str(source), read_audio(path, max_seconds=self.max_seconds)
+            return name, read_audio(path, max_seconds=self.max_seconds)
         except SpeechRNNError as exc:
-            return str(source), exc
+            return name, exc
         except (OSError, ValueError, RuntimeError, MemoryError) as exc:
-            return str(source), AudioError(f"{path}: cannot read ({type(exc).__name__}: {exc})")
+            return name, AudioError(f"{name}: cannot read ({type(exc).__name__}: {exc})")
 
     def _flush(self, pending: list[tuple[str, np.ndarray | SpeechRNNError]]) -> Iterator[Outcome]:
         waves = [(name, w) for name, w in pending if isinstance(w, np.ndarray)]
@@ -197,10 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"refuse longer audio, judged from the header (default {MAX_SECONDS:g})",
     )
+    add(
+        "--max-files",
+        type=int,
+        default=MAX_FILES,
+        metavar="N",
+        help=f"refuse a directory or glob that expands to more files (default {MAX_FILES})",
+    )
     add("--device", default="cpu", help="checkpoints only: cpu, cuda, cuda:N or auto (default cpu)")
     return parser
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     """speechrnn-predict: print one answer per audio file; errors are one line each on stderr."""
     args = build_parser().parse_args(argv)
@@ -217,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.max_files < 1:
+            raise ConfigError(f"max-files must be at least 1, got {args.max_files}")
         stream = StreamConfig(
             args.stride, args.average, args.detect_threshold, args.suppress, args.batch_size
         )
@@ -228,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     try:
-        for name, outcome in model.predict_files(expand_inputs(args.audio)):
+        for name, outcome in model.predict_files(expand_inputs(args.audio, args.max_files)):
             if isinstance(outcome, SpeechRNNError):
                 failed += 1
                 error_line(str(outcome))

@@ -16,6 +16,7 @@ from lightning.pytorch import callbacks as cb
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speechrnn.augment import AugmentConfig
+from speechrnn.checkpoint import check_resumable
 from speechrnn.config import from_mapping, hydra_multirun, hydra_output_dir
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
 from speechrnn.data.settings import DataConfig
@@ -104,6 +105,8 @@ class Throughput(L.Callback):
 def train(cfg: Any) -> dict[str, Any]:
     """Train, test the chosen checkpoint, write metrics.json (and the report) into the run dir."""
     settings = TrainSettings.from_config(cfg)
+    if settings.ckpt_path is not None:  # one line for a corrupt or foreign file, before any work
+        check_resumable(settings.ckpt_path, asdict(settings.features), asdict(settings.model))
     _quiet_lightning()
     run_dir = settings.run_dir
     L.seed_everything(settings.seed, workers=True, verbose=False)
@@ -121,7 +124,7 @@ def train(cfg: Any) -> dict[str, Any]:
     throughput = Throughput()
     trainer = _make_trainer(settings, throughput)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
     wall = time.perf_counter() - started
     best = _best_checkpoint(trainer)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -129,7 +132,11 @@ def train(cfg: Any) -> dict[str, Any]:
         last = settings.ckpt_path
     chosen = last if settings.test_checkpoint == "last" and best is not None else best
     tested = trainer.test(
-        module, datamodule=datamodule, ckpt_path=chosen and str(chosen), verbose=False
+        module,
+        datamodule=datamodule,
+        ckpt_path=chosen and str(chosen),
+        verbose=False,
+        weights_only=True,
     )
     if not trainer.is_global_zero:
         return {}

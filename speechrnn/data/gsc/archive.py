@@ -18,6 +18,7 @@ from speechrnn.errors import DataError
 
 MARKER = ".speechrnn-archive.json"
 PARTIAL = ".extracting-"
+MAX_MEMBERS = 500_000  # GSC v0.02 holds about 106,000; more is refused while listing
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
@@ -28,16 +29,27 @@ def remove_partial(dest: Path) -> None:
 
 
 def extract(
-    archive_file: Path, dest: Path, marker: Mapping[str, Any], progress: bool = True
+    archive_file: Path,
+    dest: Path,
+    marker: Mapping[str, Any],
+    progress: bool = True,
+    max_members: int = MAX_MEMBERS,
 ) -> int:
     """Extract a tar archive into `dest` (absent or empty), its marker written last.
 
-    Refuses absolute paths, '..', links, devices and fifos before writing anything; strips a
-    single wrapping folder; returns the number of files extracted.
+    Refuses absolute paths, '..', links, devices, fifos and more than `max_members` members
+    before writing anything; strips a single wrapping folder; returns the number of files.
     """
+    members: list[tarfile.TarInfo] = []
     try:
         with tarfile.open(archive_file, "r:*") as tar:
-            members = tar.getmembers()
+            for member in tar:
+                members.append(member)
+                if len(members) > max_members:
+                    raise DataError(
+                        f"{archive_file}: more than {max_members} members; refusing to extract "
+                        "it (not a speech-commands archive?)"
+                    )
     except _READ_ERRORS as exc:
         raise DataError(f"{archive_file}: not a readable tar archive ({_reason(exc)})") from None
     if not members:

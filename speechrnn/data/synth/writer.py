@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, to_pcm16
-from speechrnn.console import error_line
+from speechrnn.console import error_line, guarded
 from speechrnn.data.parallel import default_jobs, run_tasks
 from speechrnn.data.staging import is_complete, read_marker, staged, write_marker
 from speechrnn.data.synth import noise
@@ -148,6 +148,7 @@ def synthesize(
     return out
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     """speechrnn-synth OUT_DIR [--words yes,no,...] [--speakers N] [--seed S] [--jobs J]."""
     previous = None

@@ -1,0 +1,176 @@
+"""Hostile inputs to speechrnn-predict: link loops, huge globs, odd names, cut and huge WAVs."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechrnn.audio import read_audio
+from speechrnn.errors import AudioError
+from speechrnn.inference.inputs import expand_inputs
+
+from support.inference import run_cli, speechlike, tiny_checkpoint, write
+
+BOUND_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("m") / "tiny.pt")
+
+
+def _looped(tmp_path: Path) -> Path:
+    folder = tmp_path / "d"
+    write(folder / "one.wav", speechlike(0))
+    (folder / "up").symlink_to("..")
+    (folder / "loop2").symlink_to(".")
+    return folder
+
+
+@pytest.mark.parametrize("pattern", ["d/**/*.wav", "d/*/*/*/*.wav", "d", "d/**"])
+def test_symlink_loops_answer_the_one_file_once(tmp_path: Path, pattern: str) -> None:
+    _looped(tmp_path)
+    start = time.monotonic()
+    found = expand_inputs([str(tmp_path / pattern)])
+    assert time.monotonic() - start < 5
+    assert len(found) == 1 and Path(found[0]).resolve() == (tmp_path / "d/one.wav").resolve()
+
+
+def test_same_file_by_two_names_is_answered_once(tmp_path: Path) -> None:
+    folder = _looped(tmp_path)
+    (tmp_path / "alias.wav").symlink_to(folder / "one.wav")
+    assert expand_inputs([str(folder / "one.wav"), str(tmp_path / "alias.wav")]) == [
+        folder / "one.wav"
+    ]
+
+
+def test_file_cap_gives_one_error_for_the_argument(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"{i}.wav").write_bytes(b"x")
+    (entry,) = expand_inputs([str(tmp_path / "*.wav")], max_files=4)
+    assert isinstance(entry, AudioError)
+    assert (
+        str(entry)
+        == f"{tmp_path}/*.wav: expands to more than 4 files; name fewer (or raise --max-files)"
+    )
+    assert len(expand_inputs([str(tmp_path)], max_files=5)) == 5
+
+
+def test_predict_on_a_looping_glob_ends_with_one_answer(tmp_path: Path, model: Path) -> None:
+    _looped(tmp_path)
+    start = time.monotonic()
+    done = run_cli(model, str(tmp_path / "d/**/*.wav"), tmp_path / "d", timeout=BOUND_S)
+    assert time.monotonic() - start < BOUND_S
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1
+
+
+def test_predict_max_files_flag(tmp_path: Path, model: Path) -> None:
+    for i in range(3):
+        write(tmp_path / f"{i}.wav", speechlike(i))
+    done = run_cli(model, tmp_path, "--max-files", "2")
+    assert done.returncode == 1 and done.stdout == ""
+    assert (
+        done.stderr.strip()
+        == f"error: {tmp_path}: expands to more than 2 files; name fewer (or raise --max-files)"
+    )
+    bad = run_cli(model, tmp_path, "--max-files", "0")
+    assert (
+        bad.returncode == 2 and bad.stderr.strip() == "error: max-files must be at least 1, got 0"
+    )
+
+
+def test_file_name_with_a_newline_stays_on_one_line(tmp_path: Path, model: Path) -> None:
+    good = write(tmp_path / "a\nb.wav", speechlike(1))
+    broken = tmp_path / "c\nd.wav"
+    broken.write_bytes(b"not audio")
+    done = run_cli(model, good, broken)
+    assert done.returncode == 1
+    (answer,) = done.stdout.strip().splitlines()
+    assert answer.startswith(str(tmp_path / "a\\nb.wav") + "  ")
+    (error,) = done.stderr.strip().splitlines()
+    assert error.startswith(f"error: {tmp_path}/c\\nd.wav: cannot decode audio")
+
+
+def _wav_header(frames: int, rate: int, channels: int = 1) -> bytes:
+    data = frames * channels * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data)
+    )
+
+
+def _sparse_wav(path: Path, seconds: float, rate: int, channels: int = 1) -> Path:
+    frames = int(seconds * rate)
+    with path.open("wb") as out:
+        out.write(_wav_header(frames, rate, channels))
+        out.truncate(44 + frames * channels * 2)  # sparse: no disk, no time
+    return path
+
+
+def test_huge_declared_wav_is_refused_from_its_header(tmp_path: Path, model: Path) -> None:
+    path = _sparse_wav(tmp_path / "huge.wav", 3300, 600_000)
+    start = time.monotonic()
+    done = run_cli(model, path)
+    assert time.monotonic() - start < BOUND_S
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: {path}: too large (1,980,000,000 samples declared: 3300 s at 600000 Hz x 1 "
+        "channels; at most 1,382,400,000)"
+    )
+
+
+def test_too_long_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = _sparse_wav(tmp_path / "long.wav", 7200, 8000)
+    with pytest.raises(AudioError, match=r"too long \(7200 s; at most 3600 s\)"):
+        read_audio(path)
+
+
+def test_cut_wav_is_refused_with_what_is_missing(tmp_path: Path, model: Path) -> None:
+    whole = write(tmp_path / "whole.wav", speechlike(2)).read_bytes()
+    assert len(whole) == 32044
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[:20000])
+    done = run_cli(model, cut)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: {cut}: truncated WAV: its data chunk declares 32000 bytes but the file holds "
+        "19956 (0.62 of 1.00 s); re-export or re-download it"
+    )
+
+
+def test_streamed_wav_without_a_size_is_still_read(tmp_path: Path) -> None:
+    body = (speechlike(3) * 32767).astype("<i2").tobytes()
+    header = bytearray(_wav_header(16000, 16000))
+    header[40:44] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "s.wav").write_bytes(bytes(header) + body)
+    assert read_audio(tmp_path / "s.wav").shape == (16000,)
+
+
+@pytest.mark.parametrize("rate", [8000, 44_100, 192_000])
+def test_blockwise_resampling_matches_whole_file_resampling(tmp_path: Path, rate: int) -> None:
+    import soxr
+
+    wave = np.random.default_rng(rate).uniform(-0.3, 0.3, rate * 3).astype(np.float32)
+    path = write(tmp_path / "x.wav", wave, rate, "FLOAT")
+    expected = soxr.resample(wave, rate, 16_000, quality="HQ")
+    np.testing.assert_array_equal(read_audio(path), expected)
+
+
+def test_nan_in_a_late_block_is_refused(tmp_path: Path) -> None:
+    wave = np.zeros(200_000, np.float32)
+    wave[-5] = np.nan
+    path = write(tmp_path / "nan.wav", wave, 16_000, "FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        read_audio(path)

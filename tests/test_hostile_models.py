@@ -1,0 +1,161 @@
+"""Crafted checkpoints: every field checked before anything is built; one line, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechrnn.checkpoint import check_resumable, load_checkpoint
+from speechrnn.errors import CheckpointError
+
+from support.inference import run_cli, tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    path = tiny_checkpoint(tmp_path_factory.mktemp("m") / "tiny.pt")
+    return torch.load(path, weights_only=True)
+
+
+def _crafted(tmp_path: Path, saved: dict, change) -> Path:
+    raw = {**saved, "features": dict(saved["features"]), "model": dict(saved["model"])}
+    raw["state_dict"] = dict(saved["state_dict"])
+    change(raw)
+    path = tmp_path / "crafted.pt"
+    torch.save(raw, path)
+    return path
+
+
+CASES = [
+    (lambda r: r.update(state_dict=[1, 2]), "state_dict must be a mapping of tensors, got a list"),
+    (
+        lambda r: r["model"].update(hidden_size=2_000_000),
+        "model.hidden_size = 2000000 is out of range (at most 4096)",
+    ),
+    (lambda r: r["model"].update(hidden_size="128"), "model.hidden_size must be int, got '128'"),
+    (lambda r: r["model"].update(hidden_size=True), "model.hidden_size must be int, got True"),
+    (
+        lambda r: r["model"].update(num_layers=0),
+        "invalid settings (model.num_layers must be at least 1, got 0)",
+    ),
+    (
+        lambda r: r["model"].update(pooling="max"),
+        "invalid settings (model.pooling must be one of last, mean, attention, got 'max')",
+    ),
+    (lambda r: r["model"].update(rogue=1), "unknown model setting(s) rogue"),
+    (
+        lambda r: r["features"].update(n_mels=10**6),
+        "features.n_mels = 1000000 is out of range (at most 256)",
+    ),
+    (lambda r: r["features"].update(hop_ms=float("nan")), "features.hop_ms = nan is out of range"),
+    (lambda r: r.update(features=[1]), "features settings must be a mapping, got a list"),
+    (lambda r: r.update(labels="yes no"), "labels must be a list of strings, got a str"),
+    (lambda r: r.update(labels=["yes"]), "needs 2 to 1000 labels, got 1"),
+    (lambda r: r.update(labels=["yes", "yes", "no", "up", "down"]), "labels repeat"),
+    (
+        lambda r: r.update(labels=["a\nb", "c", "d", "e", "f"]),
+        "is empty, longer than 100 characters or not printable",
+    ),
+    (
+        lambda r: r["model"].update(hidden_size=4096, num_layers=16),
+        "parameters, more than 50,000,000; refusing to build it",
+    ),
+    (
+        lambda r: r["state_dict"].pop("head.bias"),
+        "weights do not match the declared architecture (missing head.bias)",
+    ),
+    (lambda r: r["state_dict"].update(extra=torch.zeros(1)), "(unexpected extra)"),
+    (
+        lambda r: r["state_dict"].update({"head.bias": torch.zeros(7)}),
+        "tensor head.bias has shape (7,), the declared architecture needs (5,)",
+    ),
+    (
+        lambda r: r["state_dict"].update({"head.bias": torch.zeros(5, dtype=torch.int64)}),
+        "tensor head.bias has dtype torch.int64, not float",
+    ),
+    (
+        lambda r: r["state_dict"].update({"head.bias": torch.full((5,), float("inf"))}),
+        "tensor head.bias holds NaN or infinite values",
+    ),
+    (
+        lambda r: r["state_dict"].update({"head.bias": "zeros"}),
+        "state_dict entry 'head.bias' is not a tensor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), CASES)
+def test_crafted_checkpoint_is_one_error(tmp_path: Path, saved: dict, change, message: str) -> None:
+    path = _crafted(tmp_path, saved, change)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_predict_exits_2_on_a_list_state_dict_and_a_huge_model(tmp_path: Path, saved: dict) -> None:
+    for change, message in CASES[:2]:
+        path = _crafted(tmp_path, saved, change)
+        done = run_cli(path, tmp_path / "missing.wav")
+        assert done.returncode == 2 and done.stdout == ""
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"error: {path}: ") and message in line
+
+
+def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
+    path = _crafted(tmp_path, saved, lambda r: None)
+    with pytest.raises(CheckpointError, match="not a checkpoint written by speechrnn-train"):
+        check_resumable(path, saved["features"], saved["model"])
+
+
+def test_corrupt_ckpt_path_to_train_is_one_line(tmp_path: Path) -> None:
+    from conftest import run_console
+
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    done = run_console(
+        "speechrnn-train",
+        f"ckpt_path={bad}",
+        "data=synthetic",
+        f"run_dir={tmp_path / 'run'}",
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == f"error: {bad}: not a readable checkpoint (RuntimeError)"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_onnx_with_wrong_signature_is_refused(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from speechrnn.inference.backends import OnnxBackend
+
+    inp = helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 8000])
+    out = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 8000])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["audio"], ["probabilities"])], "g", [inp], [out]
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in {
+        "format": "speechrnn-onnx/1",
+        "labels": '["a", "b"]',
+        "clip_samples": "16000",
+    }.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, path)
+    with pytest.raises(
+        CheckpointError, match=r"input 'audio' is tensor\(float\) \['batch', 8000\], expected"
+    ):
+        OnnxBackend(path)
+    proto.metadata_props[1].value = '["a", "a"]'
+    onnx.save(proto, path)
+    with pytest.raises(CheckpointError, match="labels repeat"):
+        OnnxBackend(path)
