@@ -152,11 +152,9 @@ def test_generated_bank_for_corpora_without_noise() -> None:
 
 
 def test_config_from_train_yaml_and_range_errors() -> None:
-    from omegaconf import OmegaConf
+    from support.cli import compose_config
 
-    from speechrnn import CONFIG_DIR
-
-    section = OmegaConf.load(CONFIG_DIR / "train.yaml").augment
+    section = compose_config("train", []).augment
     assert from_mapping(AugmentConfig, section, "augment") == AugmentConfig()
     assert AugmentConfig(time_shift_ms=100.0).shift_samples == 1600
     with pytest.raises(ConfigError, match=r"augment\.noise_prob must be in"):

@@ -28,7 +28,9 @@ FORCED = LABELS.index("yes")
 
 def _forced_model(path: Path, labels: list[str], index: int) -> Path:
     """A checkpoint that gives every clip the same logits, peaked on `labels[index]`."""
-    model = StackedLSTMClassifier(labels, FeatureConfig(), ModelConfig(hidden_size=8, num_layers=1))
+    model = StackedLSTMClassifier(
+        labels, FeatureConfig(), ModelConfig(hidden_size=8, num_layers=1, conv_channels=0)
+    )
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()

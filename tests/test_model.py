@@ -15,11 +15,14 @@ from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
 
 LABELS = ["yes", "no", "_silence_", "_unknown_"]
+PLAIN = {"conv_channels": 0, "conv_stride": 1}  # no stem: the LSTM reads MFCC frames
 
 
 def _model(**kwargs) -> StackedLSTMClassifier:
     torch.manual_seed(0)
-    return StackedLSTMClassifier(LABELS, FeatureConfig(), ModelConfig(hidden_size=32, **kwargs))
+    return StackedLSTMClassifier(
+        LABELS, FeatureConfig(), ModelConfig(**{**PLAIN, "hidden_size": 32, **kwargs})
+    )
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
@@ -172,5 +175,7 @@ def test_digital_silence_is_silence_in_the_model_itself() -> None:
     silence = LABELS.index("_silence_")
     assert probs[0, silence] > 0.999 and probs[1, silence] > 0.999
     assert probs[2, silence] < 0.999
-    words_only = StackedLSTMClassifier(["yes", "no"], FeatureConfig(), ModelConfig(hidden_size=8))
+    words_only = StackedLSTMClassifier(
+        ["yes", "no"], FeatureConfig(), ModelConfig(hidden_size=8, **PLAIN)
+    )
     assert words_only.eval()(torch.zeros(1, 16000)).shape == (1, 2)

@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import soundfile as sf
-from omegaconf import OmegaConf
 from test_evaluate import _forced_model
 
-from speechrnn import CONFIG_DIR
 from speechrnn.augment import AugmentConfig
 from speechrnn.config import from_mapping
 from speechrnn.data.corpus import speaker_of
@@ -29,7 +27,7 @@ from speechrnn.data.splits import load_split
 from speechrnn.errors import ConfigError, DataError
 from speechrnn.evaluation.evaluate import evaluate, evaluate_config
 
-from support.cli import SMALL_WORDS, compose_config, run_console
+from support.cli import SMALL_WORDS, compose_config, data_variant, run_console
 
 if TYPE_CHECKING:
     from support.loopback import LoopbackServer
@@ -239,7 +237,7 @@ def test_speakers_and_config_defaults() -> None:
         ARCHIVES["test_v0.02"].sha256,
     )
     for name in ("gsc_v2_12", "gsc_v2_35", "synthetic"):
-        section = OmegaConf.load(CONFIG_DIR / "data" / f"{name}.yaml")
+        section = data_variant(name)
         assert from_mapping(DataConfig, section, "data").test_url == v2.test_url
-    v1 = from_mapping(DataConfig, OmegaConf.load(CONFIG_DIR / "data" / "gsc_v1_12.yaml"), "data")
+    v1 = from_mapping(DataConfig, data_variant("gsc_v1_12"), "data")
     assert (v1.test_url, v1.test_sha256, v1.test_set) == (ARCHIVES["test_v0.01"].url, None, None)

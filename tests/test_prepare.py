@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import OmegaConf
 
-from speechrnn import CONFIG_DIR
 from speechrnn.config import from_mapping
 from speechrnn.data.prepare import prepare, resolve_root
 from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import ConfigError, DataError
+
+from support.cli import data_variant
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 @pytest.mark.parametrize("name", ["gsc_v1_12", "gsc_v2_12", "gsc_v2_35", "synthetic"])
 def test_every_data_config_file_builds(name: str) -> None:
-    data = from_mapping(DataConfig, OmegaConf.load(CONFIG_DIR / "data" / f"{name}.yaml"), "data")
+    data = from_mapping(DataConfig, data_variant(name), "data")
     assert data.name == name and data.root is None
     if name.endswith("_12"):
         assert data.words == ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -111,7 +111,7 @@ def test_config_errors_name_the_key(values: dict[str, Any], needle: str) -> None
 
 
 def test_defaults_are_the_gsc_v2_12_file() -> None:
-    section = OmegaConf.load(CONFIG_DIR / "data" / "gsc_v2_12.yaml")
+    section = data_variant("gsc_v2_12")
     assert from_mapping(DataConfig, section, "data") == DataConfig()
 
 
@@ -169,7 +169,7 @@ def test_synthetic_corpus_is_generated_once(
 
 
 def _yaml(name: str, *keys: str) -> dict[str, Any]:
-    section = OmegaConf.load(CONFIG_DIR / "data" / f"{name}.yaml")
+    section = data_variant(name)
     return {key: section[key] for key in keys}
 
 

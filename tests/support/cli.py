@@ -52,3 +52,8 @@ def small_task_overrides(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
         f"run_dir={run_dir}",
         *extra,
     ]
+
+
+def data_variant(name: str) -> DictConfig:
+    """The `data` section of conf/data/<name>.yaml as the CLI composes it (over the defaults)."""
+    return compose_config("train", [f"data={name}"]).data

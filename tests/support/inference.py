@@ -14,17 +14,20 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["yes", "no", "up", "_silence_", "_unknown_"]
 RATE = 16_000
+PLAIN = {"conv_channels": 0, "conv_stride": 1}  # no stem: the LSTM reads MFCC frames
 
 
 def tiny_checkpoint(path: Path, labels: list[str] = LABELS, seed: int = 0, **model: object) -> Path:
-    """An untrained small model (ModelConfig `model` overrides) saved as a standalone checkpoint."""
+    """An untrained small plain LSTM (ModelConfig `model` overrides) saved as a checkpoint."""
     import torch
 
     from speechrnn.features import FeatureConfig
     from speechrnn.model import ModelConfig, StackedLSTMClassifier
 
     torch.manual_seed(seed)
-    model = StackedLSTMClassifier(labels, FeatureConfig(), ModelConfig(hidden_size=32, **model))
+    model = StackedLSTMClassifier(
+        labels, FeatureConfig(), ModelConfig(**{**PLAIN, "hidden_size": 32, **model})
+    )
     return model.save(path)
 
 
