@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from speechrnn import CONFIG_DIR
 from speechrnn.audio import load_audio
 from speechrnn.checkpoint import load_checkpoint
-from speechrnn.data.corpus import scan_corpus
+from speechrnn.data.index import scan_corpus
 from speechrnn.features import MFCC, FeatureConfig
 
 from benchmarks.data import LibrosaClips, bench_corpus, benchmark

@@ -82,4 +82,4 @@ def export_main() -> None:
 @guarded
 def download_main() -> None:
     """speechrnn-download: fetch, verify, extract, index and cache a corpus (conf/download.yaml)."""
-    run_hydra_app("download", "speechrnn.data.prepare:download_config")
+    run_hydra_app("download", "speechrnn.data.corpus:download_config")

@@ -13,7 +13,7 @@ import pytest
 from speechrnn.audio import load_audio, to_pcm16
 from speechrnn.data import cache
 from speechrnn.data.cache import load_noise_cache, load_split_cache
-from speechrnn.data.corpus import scan_corpus
+from speechrnn.data.index import scan_corpus
 
 
 @pytest.fixture

@@ -1,164 +1,206 @@
-"""Corpus index (words, speakers, official splits) and task plans (labels, shares, unknowns)."""
+"""Resolving the corpus (given, downloaded, synthesised), DataConfig, and speechrnn-download."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import os
 import shutil
+import subprocess
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 
-from speechrnn.data.corpus import plan_task, scan_corpus, speaker_of, task_labels, word_of
-from speechrnn.errors import DataError
-from speechrnn.labels import NOISE_DIR, SILENCE, SPLITS, UNKNOWN
+from speechrnn.config import from_mapping
+from speechrnn.data.corpus import prepare, resolve_root
+from speechrnn.data.settings import DataConfig, cache_root
+from speechrnn.errors import ConfigError, DataError
 
-from support.real import REAL_DEV as REAL
-from support.tones import TOY_OTHERS, TOY_WORDS
+from support.cli import data_variant
 
-
-def _check_splits(root: Path) -> None:
-    index = scan_corpus(root)
-    sets = {split: set(index.splits[split]) for split in SPLITS}
-    assert all(sets.values())
-    assert not sets["train"] & sets["validation"]
-    assert not sets["train"] & sets["test"]
-    assert not sets["validation"] & sets["test"]
-    every = {rel for rel in index.stats if word_of(rel) != NOISE_DIR}
-    assert set().union(*sets.values()) == every
-    speakers = {split: {speaker_of(rel) for rel in sets[split]} for split in SPLITS}
-    assert not speakers["train"] & speakers["validation"]
-    assert not speakers["train"] & speakers["test"]
-    assert not speakers["validation"] & speakers["test"]
-    assert index.noise and all(word_of(rel) == NOISE_DIR for rel in index.noise)
-    assert NOISE_DIR not in index.words
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_toy_splits_are_disjoint_and_speaker_disjoint(toy_corpus: Path) -> None:
-    _check_splits(toy_corpus)
-    index = scan_corpus(toy_corpus)
-    assert index.words == tuple(sorted(TOY_WORDS + TOY_OTHERS))
-    assert len(index.splits["validation"]) == len(index.splits["test"]) == 2 * 13
+@dataclasses.dataclass(frozen=True)
+class _Archive:
+    url: str
+    sha256: str | None
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="no real GSC slice")
-def test_real_slice_splits_are_disjoint_and_speaker_disjoint() -> None:
-    _check_splits(REAL)
-    assert len(scan_corpus(REAL).words) == 35
+def _patch(monkeypatch: pytest.MonkeyPatch, module: str, name: str, fake: Any) -> None:
+    """Replace module.name, standing in a stub module when that module is not there yet."""
+    try:
+        real = __import__(module, fromlist=[name])
+    except ImportError:
+        stub = types.ModuleType(module)
+        stub.Archive = _Archive  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, module, stub)
+        real = stub
+    monkeypatch.setattr(real, name, fake, raising=False)
 
 
-def test_speaker_is_the_name_before_nohash() -> None:
-    assert speaker_of("yes/0a7c2a8d_nohash_3.wav") == "0a7c2a8d"
-    assert speaker_of("mine/alice.wav") == "alice"
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch, toy_corpus: Path) -> list[tuple[Any, Path, Path]]:
+    calls: list[tuple[Any, Path, Path]] = []
+
+    def ensure_extracted(archive: Any, dest: Path, downloads_dir: Path, progress: bool = True):
+        calls.append((archive, dest, downloads_dir))
+        if not dest.exists():
+            shutil.copytree(toy_corpus, dest)
+        return dest
+
+    _patch(monkeypatch, "speechrnn.data.gsc.download", "ensure_extracted", ensure_extracted)
+    return calls
 
 
-def test_split_lists_naming_missing_files_are_ignored(toy_corpus: Path, tmp_path: Path) -> None:
-    root = tmp_path / "c"
-    shutil.copytree(toy_corpus, root)
-    with (root / "validation_list.txt").open("a") as f:
-        f.write("yes/gone_nohash_0.wav\n\n")
-    assert scan_corpus(root).splits == scan_corpus(toy_corpus).splits
+@pytest.fixture
+def syntheses(monkeypatch: pytest.MonkeyPatch, toy_corpus: Path) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+
+    def synthesize(out_dir: Path, **options: Any) -> Path:
+        calls.append({"out_dir": out_dir, **options})
+        shutil.copytree(toy_corpus, out_dir)
+        return out_dir
+
+    _patch(monkeypatch, "speechrnn.data.synth.writer", "synthesize", synthesize)
+    return calls
 
 
-def test_missing_lists_put_everything_in_train(toy_corpus: Path, tmp_path: Path) -> None:
-    root = tmp_path / "c"
-    shutil.copytree(toy_corpus, root)
-    (root / "testing_list.txt").unlink()
-    (root / "validation_list.txt").unlink()
-    index = scan_corpus(root)
-    assert not index.splits["validation"] and not index.splits["test"]
-    assert len(index.splits["train"]) == 130
+def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SPEECHRNN_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root(DataConfig()) == tmp_path / "xdg" / "speechrnn"
+    monkeypatch.setenv("SPEECHRNN_CACHE", str(tmp_path / "env"))
+    assert cache_root(DataConfig()) == tmp_path / "env"
+    assert cache_root(DataConfig(cache_dir=str(tmp_path / "own"))) == tmp_path / "own"
+    monkeypatch.delenv("SPEECHRNN_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root(DataConfig()) == Path.home() / ".cache" / "speechrnn"
 
 
-@pytest.mark.parametrize("layout", ["missing", "empty", "no_wavs", "only_noise"])
-def test_not_a_corpus_is_one_clear_error(tmp_path: Path, layout: str) -> None:
-    root = tmp_path / "c"
-    if layout != "missing":
-        root.mkdir()
-    if layout == "no_wavs":
-        (root / "yes").mkdir()
-        (root / "yes" / "notes.txt").write_text("x")
-    if layout == "only_noise":
-        (root / NOISE_DIR).mkdir()
-        (root / NOISE_DIR / "a.wav").write_bytes(b"")
-    with pytest.raises(DataError) as info:
-        scan_corpus(root)
-    assert str(root) in str(info.value) and "\n" not in str(info.value)
+@pytest.mark.parametrize("name", ["gsc_v1_12", "gsc_v2_12", "gsc_v2_35", "synthetic"])
+def test_every_data_config_file_builds(name: str) -> None:
+    data = from_mapping(DataConfig, data_variant(name), "data")
+    assert data.name == name and data.root is None
+    if name.endswith("_12"):
+        assert data.words == ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+        assert data.silence_share == data.unknown_share == 0.1
+    assert data.synthetic == (name == "synthetic")
 
 
-def test_twelve_class_labels_and_35_class_labels() -> None:
-    corpus = sorted(TOY_WORDS + TOY_OTHERS)
-    twelve = task_labels(TOY_WORDS, corpus, 0.1, 0.1)
-    assert twelve == [SILENCE, UNKNOWN, *TOY_WORDS]
-    every = task_labels(None, corpus, 0.0, 0.0)
-    assert every == corpus
-    assert task_labels(TOY_WORDS, corpus, 0.1, 0.0) == [SILENCE, *TOY_WORDS]
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"silence_share": 1.5}, "data.silence_share must be in"),
+        ({"unknown_share": -0.1}, "data.unknown_share must be in"),
+        ({"batch_size": 0}, "data.batch_size must be at least 1"),
+        ({"resident": "always"}, "data.resident must be auto, true or false"),
+        ({"sha256": "abc"}, "data.sha256 must be 64 hex digits"),
+        ({"words": []}, "data.words cannot be an empty list"),
+        ({"words": ["a", "a"]}, "data.words has duplicates"),
+        ({"words": ["_silence_"]}, "data.words: '_silence_' is not a word"),
+        ({"words": [True]}, r"data.words\[0\]: expected a string"),
+        ({"cache_workers": 0}, "data.cache_workers must be at least 1"),
+    ],
+)
+def test_config_errors_name_the_key(values: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        from_mapping(DataConfig, values, "data")
 
 
-def test_label_errors() -> None:
-    with pytest.raises(DataError, match=r"data\.words: maybe not found"):
-        task_labels(["yes", "maybe"], ["yes", "no"], 0.0, 0.0)
-    with pytest.raises(DataError, match="_unknown_ would have no clips"):
-        task_labels(None, ["yes", "no"], 0.0, 0.1)
+def test_defaults_are_the_gsc_v2_12_file() -> None:
+    section = data_variant("gsc_v2_12")
+    assert from_mapping(DataConfig, section, "data") == DataConfig()
 
 
-def _toy_plan(silence: float = 0.1, unknown: float = 0.1):
-    words = [w for w in TOY_WORDS + TOY_OTHERS for _ in range(6)]
-    labels = task_labels(TOY_WORDS, sorted(set(words)), silence, unknown)
-    return words, labels, plan_task(words, labels, silence, unknown)
+def test_resident_auto_means_cuda_only() -> None:
+    assert DataConfig().resident_on("cuda") and not DataConfig().resident_on("cpu")
+    assert DataConfig(resident=True).resident_on("cpu")
+    assert not DataConfig(resident=False).resident_on("cuda")
 
 
-def test_shares_follow_tensorflow() -> None:
-    words, labels, plan = _toy_plan(0.1, 0.25)
-    known = sum(w in TOY_WORDS for w in words)
-    assert plan.known.size == known == 60
-    assert plan.n_silence == math.ceil(0.1 * known) == 6
-    assert plan.n_unknown == math.ceil(0.25 * known) == 15
-    assert plan.unknown_pool.size == 18
-    rows = plan.train_rows(seed=0, epoch=0)
-    assert rows.size == 60 + 15 + 6 and (rows == -1).sum() == 6
-    targets = plan.targets[rows[rows >= 0]]
-    assert (targets == labels.index(UNKNOWN)).sum() == 15
-    assert all(words[r] == labels[plan.targets[r]] for r in plan.known)
+def test_existing_root_is_used_as_is_and_never_written(toy_corpus: Path, tmp_path: Path) -> None:
+    before = sorted((p, p.stat().st_mtime_ns) for p in toy_corpus.rglob("*"))
+    data = DataConfig(root=str(toy_corpus), cache_dir=str(tmp_path / "cache"), words=("yes",))
+    assert resolve_root(data) == toy_corpus
+    corpus = prepare(data, progress=False)
+    assert corpus.root == toy_corpus
+    assert sorted((p, p.stat().st_mtime_ns) for p in toy_corpus.rglob("*")) == before
+    assert corpus.cache_dir.is_relative_to(tmp_path / "cache")
 
 
-def test_unknown_is_redrawn_each_epoch_but_fixed_for_eval() -> None:
-    _, _, plan = _toy_plan(0.1, 0.25)
-    pool = set(plan.unknown_pool.tolist())
-
-    def unknown(rows: np.ndarray) -> list[int]:
-        return sorted(r for r in rows.tolist() if r in pool)
-
-    epochs = [unknown(plan.train_rows(seed=0, epoch=e)) for e in range(3)]
-    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
-    assert unknown(plan.train_rows(seed=0, epoch=1)) == epochs[1]
-    assert not np.array_equal(plan.train_rows(0, 0), plan.train_rows(1, 0))
-    fixed = plan.eval_rows(seed=0)
-    assert np.array_equal(fixed, plan.eval_rows(seed=0))
-    assert np.all(np.diff(fixed) > 0)
-    assert len(unknown(fixed)) == 15
+def test_missing_root_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data.root: .*/nowhere does not exist"):
+        resolve_root(DataConfig(root=str(tmp_path / "nowhere")))
+    with pytest.raises(DataError, match=r"data\.root and data\.url are both null"):
+        resolve_root(DataConfig(cache_dir=str(tmp_path), url=None))
 
 
-def test_35_class_plan_has_no_specials() -> None:
-    words = ["a", "b", "c", "a"]
-    labels = task_labels(None, ["a", "b", "c"], 0.0, 0.0)
-    plan = plan_task(words, labels, 0.0, 0.0)
-    assert plan.n_silence == plan.n_unknown == 0 and plan.silence_target == -1
-    assert plan.targets.tolist() == [0, 1, 2, 0]
-    assert sorted(plan.train_rows(0, 0).tolist()) == [0, 1, 2, 3]
+def test_default_root_downloads_through_ensure_extracted(
+    tmp_path: Path, downloads: list[tuple[Any, Path, Path]]
+) -> None:
+    data = from_mapping(
+        DataConfig,
+        {"cache_dir": str(tmp_path / "c"), **_yaml("gsc_v2_12", "url", "sha256")},
+        "data",
+    )
+    root = resolve_root(data, progress=False)
+    assert root == tmp_path / "c" / "speech_commands_v0.02"
+    archive, dest, downloads_dir = downloads[0]
+    assert (archive.url, archive.sha256) == (data.url, data.sha256)
+    assert dest == root and downloads_dir == tmp_path / "c" / "downloads"
+    assert prepare(data, progress=False).root == root
 
 
-def test_words_outside_labels_without_unknown_are_left_out() -> None:
-    plan = plan_task(["a", "b", "x"], ["a", "b"], 0.0, 0.5)
-    assert plan.targets.tolist() == [0, 1, -1] and plan.n_unknown == 0
-    assert plan.eval_rows(0).tolist() == [0, 1]
+def test_synthetic_corpus_is_generated_once(
+    tmp_path: Path, syntheses: list[dict[str, Any]]
+) -> None:
+    data = DataConfig(
+        name="synthetic", synthetic=True, cache_dir=str(tmp_path), synthetic_speakers=12
+    )
+    data = dataclasses.replace(data, url=None, words=None, silence_share=0.0, unknown_share=0.0)
+    root = resolve_root(data, progress=False)
+    assert root == tmp_path / "synthetic" and syntheses[0]["speakers"] == 12
+    assert resolve_root(data, progress=False) == root and len(syntheses) == 1
+    own = dataclasses.replace(data, root=str(tmp_path / "mine"))
+    assert resolve_root(own, progress=False) == tmp_path / "mine" and len(syntheses) == 2
 
 
-def test_eval_never_repeats_a_clip_when_the_unknown_pool_is_small() -> None:
-    _, labels, plan = _toy_plan(0.1, 0.5)
-    assert plan.n_unknown == 30 > plan.unknown_pool.size == 18
-    fixed = plan.eval_rows(seed=3)
-    assert np.unique(fixed).size == fixed.size == 60 + 18
-    assert set(plan.unknown_pool.tolist()) <= set(fixed.tolist())
-    train = plan.train_rows(seed=3, epoch=0)
-    assert (plan.targets[train[train >= 0]] == labels.index(UNKNOWN)).sum() == 30
+def _yaml(name: str, *keys: str) -> dict[str, Any]:
+    section = data_variant(name)
+    return {key: section[key] for key in keys}
+
+
+def _download_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SPEECHRNN_CACHE": str(cwd / "cache")}
+    code = "from speechrnn.cli import download_main; download_main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_download_cli_prints_the_summary(toy_corpus: Path, tmp_path: Path) -> None:
+    done = _download_cli(f"data.root={toy_corpus}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for needle in ("_silence_", "_unknown_", "stop", "validation", "total", "cache:", "MiB"):
+        assert needle in out
+    total = next(line for line in out.splitlines() if "total" in line)
+    assert [int(n) for n in total.replace("│", " ").split()[1:]] == [72, 24, 24]
+    assert str(tmp_path / "cache") in out.replace("\n", "")
+    assert not any(p.suffix == ".npy" for p in toy_corpus.rglob("*"))
+
+
+def test_download_cli_bad_root_is_one_error_line(tmp_path: Path) -> None:
+    done = _download_cli(f"data.root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "not a GSC-layout corpus" in lines[0] and "Traceback" not in done.stdout

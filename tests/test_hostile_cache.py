@@ -12,7 +12,7 @@ import pytest
 
 from speechrnn.data import cache
 from speechrnn.data.cache import load_split_cache
-from speechrnn.data.corpus import scan_corpus
+from speechrnn.data.index import scan_corpus
 from speechrnn.errors import DataError
 
 

@@ -18,10 +18,10 @@ from test_evaluate import _forced_model
 
 from speechrnn.augment import AugmentConfig
 from speechrnn.config import from_mapping
-from speechrnn.data.corpus import speaker_of
 from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.data.gsc.archive import MARKER
 from speechrnn.data.gsc.download import ARCHIVES
+from speechrnn.data.index import speaker_of
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import ConfigError, DataError

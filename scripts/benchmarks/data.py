@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from speechrnn.audio import fit_clip
 from speechrnn.augment import AugmentConfig
-from speechrnn.data.corpus import scan_corpus, word_of
 from speechrnn.data.datamodule import SpeechCommandsDataModule
+from speechrnn.data.index import scan_corpus, word_of
 from speechrnn.data.settings import DataConfig
 
 from support.tones import TOY_OTHERS, TOY_WORDS, write_toy_corpus

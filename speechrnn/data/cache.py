@@ -28,8 +28,8 @@ import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES, load_audio, read_audio, to_pcm16
 from speechrnn.console import counting
-from speechrnn.data.corpus import CorpusIndex, speaker_of, word_of
 from speechrnn.data.files import file_lock, make_dir, reason, require_space
+from speechrnn.data.index import CorpusIndex, speaker_of, word_of
 from speechrnn.errors import AudioError, DataError
 
 FORMAT = "speechrnn-waves/1"

@@ -1,194 +1,136 @@
-"""Index of a GSC-layout corpus (words, speakers, official splits) and the task label plans."""
+"""Find the corpus (given, downloaded or synthesised), index it and build its caches."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-from collections.abc import Mapping, Sequence
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
-import numpy as np
-
+from speechrnn.augment import NoiseBank
+from speechrnn.config import from_mapping
+from speechrnn.data.cache import (
+    CachedSplit,
+    corpus_cache_dir,
+    load_noise_cache,
+    load_split_cache,
+)
+from speechrnn.data.index import CorpusIndex, scan_corpus, task_labels
+from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import DataError
-from speechrnn.labels import LIST_FILES, NOISE_DIR, RESERVED_PREFIX, SILENCE, UNKNOWN
+from speechrnn.labels import SPLITS
 
-AUDIO_SUFFIX = ".wav"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
-
-def word_of(rel: str) -> str:
-    return rel.split("/", 1)[0]
-
-
-def speaker_of(rel: str) -> str:
-    """The speaker id: the file name before `_nohash_` (the whole stem when it has none).
-
-    In the official test set's `_unknown_/<word>_<speaker>_nohash_<n>.wav` the word prefix is
-    dropped; its `_silence_/` noise crops have no speaker ("").
-    """
-    folder = word_of(rel)
-    if folder == SILENCE:
-        return ""
-    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    speaker = stem.split("_nohash_", 1)[0]
-    return speaker.split("_", 1)[-1] if folder == UNKNOWN else speaker
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CorpusIndex:
-    """Every clip of a corpus by split, its background noise, and file sizes + mtimes."""
+class Corpus:
+    """An indexed GSC-layout corpus and where its caches live."""
 
-    root: Path
-    words: tuple[str, ...]
-    splits: Mapping[str, tuple[str, ...]]
-    noise: tuple[str, ...]
-    stats: Mapping[str, tuple[int, int]]
-
-    def fingerprint(self, rel_paths: Sequence[str]) -> str:
-        """Changes when any of these files is added, removed, resized or touched."""
-        digest = hashlib.sha256()
-        for rel in rel_paths:
-            size, mtime = self.stats[rel]
-            digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
-        return digest.hexdigest()
-
-
-def scan_corpus(root: Path) -> CorpusIndex:
-    """Index a GSC-layout dir; DataError when it is missing or holds no word folder with WAVs."""
-    if not root.is_dir():
-        raise DataError(f"{root}: corpus directory not found")
-    stats: dict[str, tuple[int, int]] = {}
-    words = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        wanted = entry.name == NOISE_DIR or not entry.name.startswith(RESERVED_PREFIX)
-        if entry.is_dir() and wanted:
-            found = scan_wavs(Path(entry.path), entry.name, stats)
-            if found and entry.name != NOISE_DIR:
-                words.append(entry.name)
-    if not words:
-        raise DataError(
-            f"{root}: not a GSC-layout corpus (no word folders with {AUDIO_SUFFIX} files)"
-        )
-    clips = sorted(rel for rel in stats if word_of(rel) != NOISE_DIR)
-    listed = {split: _read_list(root / name, stats) for split, name in LIST_FILES.items()}
-    held_out = listed["validation"] | listed["test"]
-    splits = {
-        "train": tuple(rel for rel in clips if rel not in held_out),
-        "validation": tuple(sorted(listed["validation"])),
-        "test": tuple(sorted(listed["test"] - listed["validation"])),
-    }
-    noise = tuple(sorted(rel for rel in stats if word_of(rel) == NOISE_DIR))
-    return CorpusIndex(root, tuple(words), splits, noise, stats)
-
-
-def scan_wavs(folder: Path, word: str, stats: dict[str, tuple[int, int]]) -> bool:
-    """Add `word/<file>` -> (size, mtime) to `stats` for each WAV in `folder`; True if any."""
-    found = False
-    for entry in os.scandir(folder):
-        if entry.name.lower().endswith(AUDIO_SUFFIX) and entry.is_file():
-            st = entry.stat()
-            stats[f"{word}/{entry.name}"] = (st.st_size, st.st_mtime_ns)
-            found = True
-    return found
-
-
-def _read_list(path: Path, stats: Mapping[str, tuple[int, int]]) -> set[str]:
-    """Clips named in a split list that exist in the corpus (a missing list is empty)."""
-    if not path.is_file():
-        return set()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read split list ({exc})") from None
-    names = (line.strip().replace("\\", "/") for line in lines)
-    return {name for name in names if name in stats and word_of(name) != NOISE_DIR}
-
-
-def share_count(share: float, known: int) -> int:
-    """TensorFlow's speech_commands rule: ceil(share * number of known-word clips)."""
-    return math.ceil(share * known - 1e-9) if share > 0 else 0
-
-
-def task_labels(
-    words: Sequence[str] | None,
-    corpus_words: Sequence[str],
-    silence_share: float,
-    unknown_share: float,
-) -> list[str]:
-    """[_silence_, _unknown_, *words]: the specials only when their share is positive."""
-    chosen = sorted(corpus_words) if words is None else list(words)
-    missing = [w for w in chosen if w not in corpus_words]
-    if missing:
-        raise DataError(f"data.words: {', '.join(missing)} not found in the corpus")
-    specials = [SILENCE] if silence_share > 0 else []
-    if unknown_share > 0:
-        if not set(corpus_words) - set(chosen):
-            raise DataError(
-                "data.unknown_share > 0 but every word of the corpus is in data.words, "
-                "so _unknown_ would have no clips (set data.unknown_share=0)"
-            )
-        specials.append(UNKNOWN)
-    return specials + chosen
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """How one split's clips map to labels: known rows, the _unknown_ pool, the special counts."""
-
-    labels: tuple[str, ...]
-    targets: np.ndarray  # (N,) int64 label index per clip row; -1 where unused
-    known: np.ndarray  # (K,) rows of labelled words
-    unknown_pool: np.ndarray  # (U,) rows whose word is not a label
-    n_unknown: int
-    n_silence: int
+    index: CorpusIndex
+    cache_root: Path
+    progress: bool = True
+    workers: int | None = None
 
     @property
-    def silence_target(self) -> int:
-        """The _silence_ label index; -1 when the labels have none."""
-        return self.labels.index(SILENCE) if SILENCE in self.labels else -1
+    def root(self) -> Path:
+        return self.index.root
 
-    def train_rows(self, seed: int, epoch: int) -> np.ndarray:
-        """One epoch: known rows + unknown resampled for (seed, epoch), shuffled; -1 = silence."""
-        rng = np.random.default_rng([seed, epoch])
-        rows = np.concatenate(
-            [
-                self.known,
-                self._pick_unknown(rng, self.n_unknown),
-                np.full(self.n_silence, -1, np.int64),
-            ]
+    @property
+    def cache_dir(self) -> Path:
+        return corpus_cache_dir(self.cache_root, self.root)
+
+    def labels(self, data: DataConfig) -> list[str]:
+        """The task's labels for this corpus: [_silence_, _unknown_, *words] as configured."""
+        return task_labels(data.words, self.index.words, data.silence_share, data.unknown_share)
+
+    def split(self, name: str) -> CachedSplit:
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return load_split_cache(self.index, name, self.cache_root, self.progress, self.workers)
+
+    def noise(self) -> NoiseBank:
+        """The background-noise bank (CPU); generated noise when the corpus has none."""
+        names, waves = load_noise_cache(self.index, self.cache_root)
+        if waves:
+            return NoiseBank.from_waves(waves, names)
+        log.warning("%s: no _background_noise_ recordings; using generated noise", self.root)
+        return NoiseBank.generated()
+
+
+def open_corpus(data: DataConfig, progress: bool = True) -> Corpus:
+    """Resolve data.root (downloading or synthesising when needed) and index it."""
+    root = resolve_root(data, progress)
+    return Corpus(scan_corpus(root), cache_root(data), progress, data.cache_workers)
+
+
+def prepare(data: DataConfig, progress: bool = True) -> Corpus:
+    """open_corpus, then build every split's cache and the noise cache."""
+    corpus = open_corpus(data, progress)
+    for split in SPLITS:
+        corpus.split(split)
+    corpus.noise()
+    return corpus
+
+
+def resolve_root(data: DataConfig, progress: bool = True) -> Path:
+    """An existing data.root as-is; otherwise synthesise (synthetic) or download (url)."""
+    if data.root:
+        root = Path(data.root).expanduser().absolute()
+        if root.exists():
+            return root
+        if data.synthetic:
+            return _synthesize(root, data, progress)
+        raise DataError(
+            f"data.root: {root} does not exist (point it at a GSC-layout corpus, "
+            "or set data.root=null to download)"
         )
-        return rows[rng.permutation(rows.shape[0])]
+    root = default_root(data)
+    if data.synthetic:
+        return root if root.is_dir() else _synthesize(root, data, progress)
+    from speechrnn.data.gsc.download import Archive, ensure_extracted
 
-    def eval_rows(self, seed: int) -> np.ndarray:
-        """Known rows + a fixed seeded unknown selection, in clip order (silence comes apart).
-
-        A clip is never counted twice: a pool smaller than the share gives all of itself, as in
-        TensorFlow's reference pipeline.
-        """
-        n = min(self.n_unknown, self.unknown_pool.size)
-        picked = self._pick_unknown(np.random.default_rng([seed, 1]), n)
-        return np.sort(np.concatenate([self.known, picked]))
-
-    def _pick_unknown(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        pool = self.unknown_pool
-        if n == 0 or pool.size == 0:
-            return np.zeros(0, np.int64)
-        return np.sort(rng.choice(pool, n, replace=n > pool.size))
+    assert data.url is not None
+    archive = Archive(url=data.url, sha256=data.sha256)
+    return ensure_extracted(archive, root, cache_root(data) / "downloads", progress=progress)
 
 
-def plan_task(
-    words: Sequence[str], labels: Sequence[str], silence_share: float, unknown_share: float
-) -> TaskPlan:
-    """Map clip rows (their words) to `labels`; words outside them feed _unknown_ if it exists."""
-    index = {label: i for i, label in enumerate(labels)}
-    word_targets = np.array([index.get(w, -1) for w in words], np.int64)  # (N,)
-    known = np.flatnonzero(word_targets >= 0)
-    has_unknown = UNKNOWN in index
-    pool = np.flatnonzero(word_targets < 0) if has_unknown else np.zeros(0, np.int64)
-    targets = word_targets.copy()
-    if has_unknown:
-        targets[pool] = index[UNKNOWN]
-    n_unknown = share_count(unknown_share, known.size) if pool.size else 0
-    n_silence = share_count(silence_share, known.size) if SILENCE in index else 0
-    return TaskPlan(tuple(labels), targets, known, pool, n_unknown, n_silence)
+def default_root(data: DataConfig) -> Path:
+    """<cache dir>/synthetic, or <cache dir>/<archive name without its suffix>."""
+    if data.synthetic:
+        return cache_root(data) / "synthetic"
+    if not data.url:
+        raise DataError(
+            "data.root and data.url are both null: set data.root=<GSC-layout corpus> "
+            "or data.url=<archive URL>"
+        )
+    return extract_dir(data, data.url, data.name)
+
+
+def extract_dir(data: DataConfig, url: str, fallback: str) -> Path:
+    """<cache dir>/<the URL's archive name without its suffix>, or <cache dir>/<fallback>."""
+    name = Path(urlparse(url).path).name
+    for suffix in ARCHIVE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return cache_root(data) / (name or fallback)
+
+
+def _synthesize(root: Path, data: DataConfig, progress: bool) -> Path:
+    from speechrnn.data.synth.writer import synthesize
+
+    options: dict[str, Any] = {"progress": progress}
+    if data.synthetic_speakers is not None:
+        options["speakers"] = data.synthetic_speakers
+    return Path(synthesize(root, **options))
+
+
+def download_config(cfg: Any) -> None:
+    """speechrnn-download: resolve, download, extract, index and cache; print a summary."""
+    from speechrnn.data.summary import print_summary
+
+    data = from_mapping(DataConfig, cfg.data, "data")
+    corpus = prepare(data, progress=True)
+    print_summary(corpus, data)

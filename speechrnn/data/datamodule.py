@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from speechrnn.audio import PCM_SCALE
 from speechrnn.augment import AugmentConfig, NoiseBank, batch_seed
 from speechrnn.augment import augment as augment_waves
-from speechrnn.data.corpus import TaskPlan, plan_task
-from speechrnn.data.prepare import Corpus, open_corpus, prepare
+from speechrnn.data.corpus import Corpus, open_corpus, prepare
+from speechrnn.data.index import TaskPlan, plan_task
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, compose_split, load_split
 from speechrnn.errors import DataError

@@ -13,9 +13,9 @@ import torch
 
 from speechrnn.audio import CLIP_SAMPLES, to_pcm16
 from speechrnn.data.cache import CachedSplit
-from speechrnn.data.corpus import TaskPlan, plan_task
+from speechrnn.data.corpus import Corpus, open_corpus
 from speechrnn.data.gsc.official import open_test_set
-from speechrnn.data.prepare import Corpus, open_corpus
+from speechrnn.data.index import TaskPlan, plan_task
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError, DataError
 from speechrnn.labels import SILENCE, SPLITS, UNKNOWN

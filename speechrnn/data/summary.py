@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from speechrnn.data.corpus import plan_task
-from speechrnn.data.prepare import Corpus
+from speechrnn.data.corpus import Corpus
+from speechrnn.data.index import plan_task
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import eval_plan
 from speechrnn.labels import SILENCE, SPLITS, UNKNOWN

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from speechrnn.data.corpus import CorpusIndex, scan_wavs
-from speechrnn.data.prepare import Corpus, extract_dir
+from speechrnn.data.corpus import Corpus, extract_dir
+from speechrnn.data.index import CorpusIndex, scan_wavs
 from speechrnn.data.settings import OFFICIAL_TEST_SET, DataConfig, cache_root
 from speechrnn.errors import DataError
 from speechrnn.labels import RESERVED_PREFIX, SILENCE, UNKNOWN
