@@ -74,8 +74,8 @@ def speech_extent(clip: np.ndarray) -> tuple[float, float]:
     level = frame_db(clip)  # (F,)
     active = np.flatnonzero(level >= level.max() - SPEECH_RANGE_DB)
     hop, frame = 160 / SAMPLE_RATE, 400 / SAMPLE_RATE
-    return round(active[0] * hop, 3), round(
-        min(clip.shape[0] / SAMPLE_RATE, active[-1] * hop + frame), 3
+    return round(float(active[0] * hop), 3), round(
+        min(clip.shape[0] / SAMPLE_RATE, float(active[-1] * hop + frame)), 3
     )
 
 
