@@ -34,34 +34,55 @@ class Comparison:
 def quantize_int8(float_path: Path, out: Path) -> Path:
     """Write the int8 version of the float ONNX model `float_path` to `out`.
 
-    The MFCC front end (mel filterbank and DCT matrix products) stays float: it is tiny and
-    feeds everything after it.
+    The graph is constant-folded first (a bidirectional LSTM's weights are exported as
+    Slice/Concat of its two directions, which the quantizer skips unless folded). The MFCC
+    front end (mel filterbank and DCT matrix products) stays float: it is tiny and feeds
+    everything after it.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from speechrnn.inference.export import quiet
 
-    model = onnx.load(str(float_path))
-    weights = {init.name for init in model.graph.initializer}
-    front_end = [
-        node.name
-        for node in model.graph.node
-        if node.op_type == "MatMul" and any(".mfcc." in i for i in node.input if i in weights)
-    ]
-    with quiet():
-        quantize_dynamic(
-            str(float_path),
-            str(out),
-            op_types_to_quantize=QUANTIZED_OPS,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=front_end,
-        )
+    folded = out.with_name(f".{out.name}.folded")
+    try:
+        _fold_constants(float_path, folded)
+        model = onnx.load(str(folded))
+        weights = {init.name for init in model.graph.initializer}
+        front_end = [
+            node.name
+            for node in model.graph.node
+            if node.op_type == "MatMul" and any(".mfcc." in i for i in node.input if i in weights)
+        ]
+        with quiet():
+            quantize_dynamic(
+                str(folded),
+                str(out),
+                op_types_to_quantize=QUANTIZED_OPS,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=front_end,
+            )
+    finally:
+        folded.unlink(missing_ok=True)
     quantized = onnx.load(str(out))
+    del quantized.metadata_props[:]
+    for prop in onnx.load(str(float_path)).metadata_props:
+        quantized.metadata_props.add().CopyFrom(prop)
     entry = quantized.metadata_props.add()
     entry.key, entry.value = "quantization", METHOD
     onnx.save_model(quantized, str(out))
     return out
+
+
+def _fold_constants(path: Path, out: Path) -> None:
+    """onnxruntime's basic (portable) graph optimizations, constant folding among them."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(out)
+    options.log_severity_level = 4
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def heldout_clips(root: str, labels: list[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
