@@ -142,7 +142,10 @@ def test_sweep_curve_is_monotone_though_the_detector_is_not() -> None:
     assert overall["frr"] == sorted(overall["frr"])  # ...the curve is
     assert overall["frr_raw"] == [0.0, 0.0, 0.0]
     assert overall["threshold_at_target"] == 0.9 and overall["frr_at_target"] == 0.0
-    assert result["keywords"]["yes"]["events"] == 1
+    assert result["keywords"]["yes"]["events"] == overall["events"] == 1
+    missed = sweep(wave, posteriors, LABELS, [*events, Event("yes", 1.0, 1.2), Event("no", 3, 3.1)],
+                   config, 0.0, thresholds=[0.9])["overall"]  # fmt: skip
+    assert missed["events"] == 3 and missed["frr_raw"][0] == pytest.approx(2 / 3)
 
 
 def test_trigger_time_is_when_the_detection_fires() -> None:

@@ -117,7 +117,13 @@ def sweep(
     hours = wave.shape[0] / SAMPLE_RATE / 3600.0
     keywords = sorted({ev.label for ev in events if _is_keyword(ev.label)}, key=labels.index)
     counts = {
-        k: {"events": sum(ev.label == k for ev in events), "misses": [], "fa": []}
+        k: {
+            "events": sum(
+                ev.label == k or (k == "overall" and ev.label in keywords) for ev in events
+            ),
+            "misses": [],
+            "fa": [],
+        }
         for k in ["overall", *keywords]
     }
     delays: dict[str, list[float]] = {}
