@@ -132,8 +132,11 @@ def register_configs() -> None:
     from speechrnn.augment import AugmentConfig
     from speechrnn.data.gsc.sources import source_sha256, source_url
     from speechrnn.data.settings import DataConfig
+    from speechrnn.evaluation.longform import LongformConfig
+    from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
     from speechrnn.features import FeatureConfig
     from speechrnn.inference.export import ExportConfig
+    from speechrnn.inference.streaming import StreamConfig
     from speechrnn.model import ModelConfig
     from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
 
@@ -153,3 +156,6 @@ def register_configs() -> None:
     train = {**defaults_of(RunConfig), **{k: defaults_of(c) for k, c in sections.items()}}
     store.store(name="train_base", node=train)
     store.store(name="export_base", node=defaults_of(ExportConfig))
+    spotting = {"longform": LongformConfig, "stream": StreamConfig, "spotting": SpottingConfig}
+    evaluation = {**defaults_of(EvalConfig), **{k: defaults_of(c) for k, c in spotting.items()}}
+    store.store(name="eval_base", node=evaluation)

@@ -98,3 +98,29 @@ def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from support.tones import write_toy_corpus
 
     return write_toy_corpus(tmp_path_factory.mktemp("toy") / "corpus")
+
+
+@pytest.fixture(scope="session")
+def tone_checkpoint(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """lstm_small trained a few epochs on `toy_corpus` (yes no up down; ~30 s): a real, tiny model
+    whose run dir also holds the CSV log of its learning curves."""
+    from speechrnn.training.train import train
+
+    run_dir = tmp_path_factory.mktemp("tone_run")
+    overrides = [
+        "data=gsc_v2_12",
+        f"data.root={toy_corpus}",
+        'data.words=["yes","no","up","down"]',
+        "data.batch_size=16",
+        "model=lstm_small",
+        "model.hidden_size=32",
+        "trainer=cpu",
+        "trainer.progress_bar=false",
+        "trainer.max_epochs=8",
+        "trainer.log_every_n_steps=1",
+        "optim.lr=1e-2",
+        "evaluate=false",
+        f"run_dir={run_dir}",
+    ]
+    train(compose_config("train", overrides))
+    return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])

@@ -11,8 +11,11 @@ from speechrnn.augment import AugmentConfig
 from speechrnn.config import defaults_of, from_mapping
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
+from speechrnn.evaluation.longform import LongformConfig
+from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
 from speechrnn.features import FeatureConfig
 from speechrnn.inference.export import ExportConfig
+from speechrnn.inference.streaming import StreamConfig
 from speechrnn.model import ModelConfig
 from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
 
@@ -83,6 +86,12 @@ def test_cli_default_config_is_the_dataclass_defaults() -> None:
         assert from_mapping(cls, cfg[section], section) == cls(), section
     export = compose_config("export", ["ckpt_path=m.ckpt"])
     assert from_mapping(ExportConfig, export, "export") == ExportConfig("m.ckpt")
+    evaluation = compose_config("eval", ["ckpt_path=m.ckpt"])
+    top = {k: evaluation[k] for k in defaults_of(EvalConfig)}
+    assert from_mapping(EvalConfig, top, "eval") == EvalConfig("m.ckpt")
+    spotting = {"longform": LongformConfig, "stream": StreamConfig, "spotting": SpottingConfig}
+    for section, cls in spotting.items():
+        assert from_mapping(cls, evaluation[section], section) == cls(), section
 
 
 def test_model_config_default_is_the_default_recipe() -> None:

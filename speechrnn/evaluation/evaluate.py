@@ -6,99 +6,147 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from speechrnn.audio import PCM_SCALE
-from speechrnn.checkpoint import load_checkpoint, resolve_device
 from speechrnn.config import from_mapping, hydra_output_dir
 from speechrnn.console import counting
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
+from speechrnn.evaluation.longform import LongformConfig
 from speechrnn.evaluation.metrics import by_accuracy, classification_metrics, errors_only
 from speechrnn.evaluation.report import (
     Section,
     plot_calibration,
     plot_confusion,
+    plot_learning_curves,
     plot_per_class,
+    read_history,
     render_html,
     render_markdown,
     write_csv,
+    write_wav,
 )
+from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
+from speechrnn.evaluation.streaming_eval import StreamingSettings, evaluate_streaming
+from speechrnn.evaluation.streaming_eval import sections as streaming_sections
+from speechrnn.inference.backends import Backend, TorchBackend, open_backend
+from speechrnn.inference.streaming import StreamConfig
 from speechrnn.labels import SPLITS
-from speechrnn.model import StackedLSTMClassifier
 
 
 def evaluate(
     ckpt_path: str | os.PathLike[str],
     data: DataConfig,
-    split: str = "test",
+    split: str = EvalConfig.split,
     report_dir: str | os.PathLike[str] = "report",
-    batch_size: int = 512,
-    device: str = "auto",
+    batch_size: int = EvalConfig.batch_size,
+    device: str = EvalConfig.device,
     seed: int = 0,
     progress: bool = True,
+    audio_examples: int = EvalConfig.audio_examples,
+    streaming: StreamingSettings | None = None,
 ) -> Path:
-    """Evaluate `ckpt_path` on `split` of the corpus `data` describes; return the report dir."""
+    """Evaluate a checkpoint or ONNX model on `split` of the corpus `data` describes.
+
+    With `streaming`, also score the detector on a long recording (see streaming_eval).
+    Returns the report dir.
+    """
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if audio_examples < 0:
+        raise ConfigError(f"audio_examples cannot be negative, got {audio_examples}")
     ckpt_path, out = Path(ckpt_path), Path(report_dir)
-    model = load_checkpoint(ckpt_path, resolve_device(device))
-    clips = load_split(data, split, model.labels, seed=seed, progress=progress)
-    probs = predict_probabilities(model, clips.waves, batch_size, progress)  # (N, C)
-    metrics = classification_metrics(clips.targets, probs, model.labels, clips.speakers)
+    backend = open_backend(ckpt_path, device)
+    parameters, settings = _model_info(backend)
+    clips = load_split(data, split, backend.labels, seed=seed, progress=progress)
+    probs = predict_probabilities(backend, clips.waves, batch_size, progress)  # (N, C)
+    metrics = classification_metrics(clips.targets, probs, backend.labels, clips.speakers)
     metrics.update(
         checkpoint=str(ckpt_path.resolve()),
         checkpoint_sha256=_sha256(ckpt_path),
+        model_bytes=ckpt_path.stat().st_size,
         corpus=str(clips.root),
         split=split,
         date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        parameters=model.num_parameters(),
-        model_settings=model.metadata(),
+        parameters=parameters,
+        model_settings=settings,
     )
     out.mkdir(parents=True, exist_ok=True)
-    _write_report(out, metrics, clips, probs, _training_config(ckpt_path))
+    if streaming is not None:
+        recording = streaming.recording(clips, data, backend.labels, progress)
+        metrics["streaming"] = evaluate_streaming(
+            backend, recording, streaming.stream, streaming.spotting, out
+        )
+    _write_report(out, metrics, clips, probs, ckpt_path, audio_examples)
     _print_summary(metrics, out)
     return out
 
 
 def evaluate_config(cfg: Any) -> Path:
     """Hydra adapter for speechrnn-eval (conf/eval.yaml)."""
-    report_dir = cfg.get("report_dir") or hydra_output_dir()
+    keys = {f.name for f in fields(EvalConfig)}
+    settings = from_mapping(EvalConfig, {k: v for k, v in cfg.items() if k in keys}, "eval")
+    streaming = None
+    if settings.streaming:
+        streaming = StreamingSettings(
+            from_mapping(LongformConfig, cfg.longform, "longform"),
+            from_mapping(StreamConfig, cfg.stream, "stream"),
+            from_mapping(SpottingConfig, cfg.spotting, "spotting"),
+        )
     return evaluate(
-        cfg.ckpt_path,
+        settings.ckpt_path,
         from_mapping(DataConfig, cfg.data, "data"),
-        split=cfg.split,
-        report_dir=report_dir,
-        batch_size=cfg.batch_size,
-        device=cfg.device,
+        split=settings.split,
+        report_dir=settings.report_dir or hydra_output_dir(),
+        batch_size=settings.batch_size,
+        device=settings.device,
+        audio_examples=settings.audio_examples,
+        streaming=streaming,
     )
 
 
-@torch.inference_mode()
 def predict_probabilities(
-    model: StackedLSTMClassifier, waves: np.ndarray, batch_size: int, progress: bool = True
+    model: Backend, waves: np.ndarray, batch_size: int, progress: bool = True
 ) -> np.ndarray:
-    """Softmax outputs (N, C) for int16 clips (N, T), batch by batch on the model's device."""
-    device = next(model.parameters()).device
+    """Softmax outputs (N, C) for int16 clips (N, T), batch by batch through the backend."""
     out = np.empty((len(waves), len(model.labels)), dtype=np.float32)
     with counting("evaluating", len(waves), progress, transient=True) as advance:
         for start in range(0, len(waves), batch_size):
-            chunk = torch.from_numpy(np.array(waves[start : start + batch_size]))  # (b, T) int16
-            batch = chunk.to(device, non_blocking=True).float() / PCM_SCALE  # (b, T)
-            out[start : start + len(chunk)] = model(batch).softmax(dim=-1).cpu().numpy()
-            advance(len(chunk))
+            batch = np.asarray(waves[start : start + batch_size], np.float32) / PCM_SCALE  # (b, T)
+            out[start : start + len(batch)] = model(batch)
+            advance(len(batch))
     return out
 
 
+def _model_info(backend: Backend) -> tuple[int | None, dict[str, Any]]:
+    """(parameter count or None for ONNX, the settings the model was built with)."""
+    if isinstance(backend, TorchBackend):
+        return backend.model.num_parameters(), backend.model.metadata()
+    meta = backend.session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
+    return None, {
+        "format": meta.get("format"),
+        "labels": list(backend.labels),
+        "features": json.loads(meta.get("features", "{}")),
+        "model": json.loads(meta.get("model", "{}")),
+    }
+
+
 def _write_report(
-    out: Path, metrics: dict[str, Any], clips: SplitData, probs: np.ndarray, config: str | None
+    out: Path,
+    metrics: dict[str, Any],
+    clips: SplitData,
+    probs: np.ndarray,
+    ckpt_path: Path,
+    audio_examples: int,
 ) -> None:
     labels = metrics["confusion"]["labels"]
     matrix = np.array(metrics["confusion"]["matrix"])
@@ -106,7 +154,6 @@ def _write_report(
     rows = [[labels[i], *row] for i, row in enumerate(matrix.tolist())]
     write_csv(out / "confusion.csv", ["true \\ predicted", *labels], rows)
     predicted = probs.argmax(axis=1)
-    top3 = np.argsort(-probs, axis=1, kind="stable")[:, :3]
     wrong = np.flatnonzero(predicted != clips.targets)
     write_csv(
         out / "errors.csv",
@@ -118,7 +165,7 @@ def _write_report(
                 labels[clips.targets[i]],
                 labels[predicted[i]],
                 f"{probs[i, predicted[i]]:.4f}",
-                " ".join(f"{labels[k]}:{probs[i, k]:.3f}" for k in top3[i]),
+                _top3(probs[i], labels),
             ]
             for i in wrong
         ],
@@ -127,10 +174,67 @@ def _write_report(
     plot_per_class(metrics["per_class"], out / "per_class.png")
     ece = metrics["expected_calibration_error"]
     plot_calibration(metrics["reliability"], ece, out / "calibration.png")
-    sections = _sections(metrics, config)
+    sections = _sections(metrics, _training_config(ckpt_path))
+    sections.insert(4, _misclassified(out, clips, probs, labels, audio_examples))
+    history = _history(ckpt_path)
+    if history:
+        plot_learning_curves(history, out / "learning_curves.png")
+        sections.insert(1, Section("Learning curves", images=["learning_curves.png"]))
+    if "streaming" in metrics:
+        sections[1:1] = streaming_sections(metrics["streaming"])
     title = f"speechrnn evaluation: {Path(metrics['checkpoint']).name} on {metrics['split']}"
     (out / "report.md").write_text(render_markdown(title, sections))
     (out / "report.html").write_text(render_html(title, sections, out))
+
+
+def _top3(probs: np.ndarray, labels: list[str]) -> str:
+    top = np.argsort(-probs, kind="stable")[:3]
+    return " ".join(f"{labels[k]}:{probs[k]:.3f}" for k in top)
+
+
+def _misclassified(
+    out: Path, clips: SplitData, probs: np.ndarray, labels: list[str], limit: int
+) -> Section:
+    """The wrong clips with the least probability on their true label, playable in the page."""
+    true_p = probs[np.arange(len(clips.targets)), clips.targets]  # (N,)
+    wrong = np.flatnonzero(probs.argmax(axis=1) != clips.targets)
+    worst = wrong[np.argsort(true_p[wrong], kind="stable")][:limit]
+    folder = out / "clips"
+    shutil.rmtree(folder, ignore_errors=True)
+    rows, audio = [], []
+    for rank, i in enumerate(worst, 1):
+        true, guess = labels[clips.targets[i]], labels[int(probs[i].argmax())]
+        wav = f"clips/{rank:03d}_{true}_as_{guess}.wav"
+        write_wav(out / wav, np.asarray(clips.waves[i]))
+        rows.append(
+            (rank, clips.paths[i], true, guess, f"{true_p[i]:.3f}", _top3(probs[i], labels))
+        )
+        audio.append(
+            (
+                f"{rank}. {clips.paths[i]}: true {true}, predicted {guess} "
+                f"(top-3 {_top3(probs[i], labels)})",
+                wav,
+            )
+        )
+    return Section(
+        "Misclassified clips",
+        [
+            f"{len(wrong)} clips are wrong; the {len(worst)} with the least probability on their "
+            "true label, worst first (audio_examples sets how many)."
+        ],
+        ("#", "clip", "true", "predicted", "p(true)", "top-3"),
+        rows,
+        audio=audio,
+    )
+
+
+def _history(ckpt_path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch losses and accuracies of the run the checkpoint came from, if it logged them."""
+    for parent in list(ckpt_path.resolve().parents)[:2]:
+        candidate = parent / "csv" / "metrics.csv"
+        if candidate.is_file():
+            return read_history(candidate)
+    return {}
 
 
 def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
@@ -149,7 +253,11 @@ def _sections(metrics: dict[str, Any], config: str | None) -> list[Section]:
                 ("macro F1", f"{metrics['macro']['f1']:.4f}"),
                 ("weighted F1", f"{metrics['weighted']['f1']:.4f}"),
                 ("expected calibration error", f"{metrics['expected_calibration_error']:.4f}"),
-                ("parameters", f"{metrics['parameters']:,}"),
+                (
+                    "parameters",
+                    "-" if metrics["parameters"] is None else f"{metrics['parameters']:,}",
+                ),
+                ("model file", f"{metrics['model_bytes'] / 1e6:.2f} MB"),
             ],
         ),
         Section("Confusions", images=["confusion.png"]),

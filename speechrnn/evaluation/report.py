@@ -26,6 +26,7 @@ class Section:
     header: Row = ()
     rows: list[Row] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    audio: list[tuple[str, str]] = field(default_factory=list)  # (caption, WAV path in the dir)
 
 
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path) -> None:
@@ -49,7 +50,7 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path) -> Non
                 ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true label")
     ax.set_title("Confusion matrix (row-normalised)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_per_class(scores: dict[str, dict[str, float]], path: Path) -> None:
@@ -65,7 +66,7 @@ def plot_per_class(scores: dict[str, dict[str, float]], path: Path) -> None:
     ax.set_title("Per-class accuracy")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     ax.tick_params(axis="y", labelsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_calibration(reliability: list[dict[str, float]], ece: float, path: Path) -> None:
@@ -89,15 +90,54 @@ def plot_calibration(reliability: list[dict[str, float]], ece: float, path: Path
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability diagram (ECE {ece:.3f})")
     ax.legend(loc="upper left")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_learning_curves(history: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    """Loss and accuracy per epoch, train and validation, from `read_history`."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            points = history.get(f"{split}/{metric}", [])
+            if points:
+                ax.plot(*zip(*points, strict=True), style, ms=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title("accuracy" if metric == "acc" else "loss")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def read_history(metrics_csv: Path) -> dict[str, list[tuple[int, float]]]:
+    """(epoch, value) per logged epoch metric from Lightning's CSV log (train/val loss and acc)."""
+    keys = ("train/loss", "train/acc", "val/loss", "val/acc")
+    history: dict[str, dict[int, float]] = {k: {} for k in keys}
+    with metrics_csv.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue
+            for key in keys:
+                if row.get(key):
+                    history[key][int(row["epoch"])] = float(row[key])
+    return {k: sorted(v.items()) for k, v in history.items() if v}
+
+
+def write_wav(path: Path, wave: np.ndarray, sample_rate: int = 16_000) -> None:
+    """A PCM16 WAV of int16 or float (T,) samples."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.asarray(wave), sample_rate, subtype="PCM_16", format="WAV")
 
 
 def write_csv(path: Path, header: Row, rows: Sequence[Row]) -> None:
@@ -118,11 +158,13 @@ def render_markdown(title: str, sections: Sequence[Section]) -> str:
             out += ["| " + " | ".join(map(str, row)) + " |" for row in section.rows]
             out.append("")
         out += [f"![{Path(img).stem}]({img})\n" for img in section.images]
+        out += [f"- [{caption}]({wav})" for caption, wav in section.audio]
+        out += [""] if section.audio else []
     return "\n".join(out).rstrip() + "\n"
 
 
 def render_html(title: str, sections: Sequence[Section], image_dir: Path) -> str:
-    """One self-contained page: images are embedded as data URIs, no network needed."""
+    """One self-contained page: images and audio are embedded as data URIs, no network needed."""
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>"]
     for section in sections:
@@ -138,10 +180,17 @@ def render_html(title: str, sections: Sequence[Section], image_dir: Path) -> str
         for img in section.images:
             data = base64.b64encode((image_dir / img).read_bytes()).decode("ascii")
             body.append(f'<img alt="{esc(Path(img).stem)}" src="data:image/png;base64,{data}">')
+        for caption, wav in section.audio:
+            data = base64.b64encode((image_dir / wav).read_bytes()).decode("ascii")
+            body.append(
+                f"<figure><figcaption>{esc(caption)}</figcaption><audio controls "
+                f'preload="auto" src="data:audio/wav;base64,{data}"></audio></figure>'
+            )
     style = (
         "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
         "padding:.2em .6em;text-align:left}img{max-width:100%;display:block;margin:1em 0}"
+        "figure{margin:.4em 0}figcaption{font-size:.9em}"
     )
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'

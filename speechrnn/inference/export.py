@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -24,6 +25,15 @@ from speechrnn.config import from_mapping
 from speechrnn.errors import AudioError, ConfigError, ExportError
 from speechrnn.inference.backends import ONNX_FORMAT, OnnxBackend
 from speechrnn.inference.inputs import expand_inputs
+from speechrnn.inference.quantize import (
+    METHOD,
+    QUANTIZATIONS,
+    Comparison,
+    compare,
+    heldout_clips,
+    quantize_int8,
+    size_mb,
+)
 from speechrnn.model import StackedLSTMClassifier
 
 OPSET = 18
@@ -38,8 +48,23 @@ class ExportConfig:
     audio: str | None = None  # dir or glob of real clips for the parity check
     max_clips: int = 64  # real clips used at most
     tolerance: float = 1e-3  # max abs difference of probabilities allowed
+    quantize: str | None = None  # int8: also write <out stem>.int8.onnx
+    heldout: str | None = None  # GSC-layout corpus: accuracy of both models on its test split
+    heldout_clips: int = 2000  # its clips used at most
+    max_accuracy_drop: float = 0.01  # int8 refused when it loses more accuracy than this
 
     def __post_init__(self) -> None:
+        if self.quantize is not None and self.quantize not in QUANTIZATIONS:
+            raise ConfigError(
+                f"export.quantize must be null or one of {', '.join(QUANTIZATIONS)}, "
+                f"got {self.quantize!r}"
+            )
+        if self.heldout_clips < 1:
+            raise ConfigError(f"export.heldout_clips must be at least 1, got {self.heldout_clips}")
+        if not 0.0 <= self.max_accuracy_drop <= 1.0:
+            raise ConfigError(
+                f"export.max_accuracy_drop must be in [0, 1], got {self.max_accuracy_drop}"
+            )
         if self.max_clips < 0:
             raise ConfigError(f"export.max_clips cannot be negative, got {self.max_clips}")
         if not 0.0 < self.tolerance < 1.0:
@@ -54,6 +79,8 @@ class ExportResult:
     labels: list[str]
     max_abs_diff: float
     clips: int
+    int8_path: Path | None = None
+    int8: Comparison | None = None
 
 
 class Probabilities(nn.Module):
@@ -153,7 +180,7 @@ def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, s
     import onnx
 
     example = torch.zeros(2, CLIP_SAMPLES)  # (B, T)
-    with _quiet():
+    with quiet():
         program = torch.onnx.export(
             Probabilities(model).eval(),
             (example,),
@@ -172,7 +199,7 @@ def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, s
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Mute the exporter's progress prints, warnings and log records (Hydra logs INFO)."""
     before = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -204,4 +231,45 @@ def export_config(cfg: Any) -> ExportResult:
         f"wrote {result.path} ({len(result.labels)} labels; max |p_onnx - p_torch| = "
         f"{result.max_abs_diff:.1e} over {result.clips} clips)"
     )
+    if settings.quantize == "int8":
+        result = export_int8(result, settings)
     return result
+
+
+def export_int8(result: ExportResult, settings: ExportConfig) -> ExportResult:
+    """Quantize the written float model, compare both on probes, clips and held-out speech."""
+    out = result.path.with_suffix(".int8.onnx")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    clips = probe_signals()
+    if settings.audio:
+        clips = np.concatenate([clips, real_clips(settings.audio, settings.max_clips)])
+    targets = None
+    if settings.heldout:
+        held, targets = heldout_clips(settings.heldout, result.labels, settings.heldout_clips)
+        clips = np.concatenate([held, clips])
+        targets = np.concatenate([targets, np.full(len(clips) - len(held), -1)])
+    try:
+        quantize_int8(result.path, tmp)
+        scored = compare(OnnxBackend(result.path), OnnxBackend(tmp), clips, targets)
+        drop = (scored.float_accuracy or 0.0) - (scored.int8_accuracy or 0.0)
+        if scored.float_accuracy is not None and drop > settings.max_accuracy_drop:
+            raise ExportError(
+                f"{out}: not written: int8 loses {100 * drop:.2f} accuracy points on "
+                f"{settings.heldout} (max_accuracy_drop {settings.max_accuracy_drop})"
+            )
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    float_mb, int8_mb = size_mb(result.path), size_mb(out)
+    print(
+        f"wrote {out} ({METHOD}): {int8_mb:.2f} MB vs {float_mb:.2f} MB float "
+        f"({int8_mb / float_mb:.0%}); top-1 agreement {scored.agreement:.1%} over "
+        f"{scored.clips} clips, max |p_int8 - p_float| = {scored.max_abs_diff:.1e}"
+    )
+    if scored.float_accuracy is not None and scored.int8_accuracy is not None:
+        print(
+            f"accuracy on the test split of {settings.heldout}: float "
+            f"{scored.float_accuracy:.4f}, int8 {scored.int8_accuracy:.4f} "
+            f"({100 * (scored.int8_accuracy - scored.float_accuracy):+.2f} points)"
+        )
+    return dataclasses.replace(result, int8_path=out, int8=scored)
