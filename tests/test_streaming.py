@@ -11,6 +11,7 @@ import soundfile as sf
 from speechrnn.errors import ConfigError
 from speechrnn.inference.predict import Predictor
 from speechrnn.inference.streaming import (
+    Scanner,
     StreamConfig,
     detect,
     frame_db,
@@ -215,3 +216,28 @@ def test_trained_model_spots_spoken_words_in_a_long_recording(
     assert [d.label for d in found] == [word for word, _, _ in truth]
     for detection, (_, start, end) in zip(found, truth, strict=True):
         assert abs(detection.start - start) <= stride and abs(detection.end - end) <= stride
+
+
+@pytest.mark.parametrize("chunk", [1, 160, 1234, 16_000, 10**6])
+def test_live_scanning_in_any_chunks_finds_what_the_file_scan_finds(chunk: int) -> None:
+    events = [("low", 1.0), ("noise", 2.2), ("high", 3.6), ("low", 6.1), ("high", 8.6)]
+    wave = _scene(events, 9.4, seed=chunk)
+    config = StreamConfig(stride=0.1, batch_size=16)
+    backend = ToneBackend()
+    windows = np.concatenate([backend(b) for b in iter_windows(wave, config.hop, 64)])
+    expected = detect(wave, windows, LABELS, config)
+    assert [d.label for d in expected] == ["low", "high", "low", "high"]
+    scanner = Scanner(backend, LABELS, config)
+    found, settled_at = [], []
+    for at in range(0, wave.shape[0], chunk):
+        new = scanner.feed(wave[at : at + chunk])
+        found += new
+        settled_at += [(at + chunk) / RATE] * len(new)
+    found += scanner.finish()
+    assert [(d.label, d.start, d.end) for d in found] == [
+        (d.label, d.start, d.end) for d in expected
+    ]
+    assert [d.probability for d in found] == pytest.approx([d.probability for d in expected])
+    if chunk <= 1234:  # live: each word is reported within 2 s of its end, before the audio ends
+        assert len(settled_at) == 3
+        assert all(t - d.end < 2.0 for t, d in zip(settled_at, found, strict=False))
