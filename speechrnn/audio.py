@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -23,27 +26,42 @@ def read_audio(
     """Decode a whole file to float32 mono at `sample_rate`; raise AudioError naming the problem."""
     path = Path(path)
     _check_file(path)
+    return _decode(lambda: str(path), str(path), sample_rate, max_seconds)
+
+
+def decode_audio(
+    data: bytes, name: str, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SECONDS
+) -> np.ndarray:
+    """Decode an in-memory file (an upload) as `read_audio` decodes files; errors name `name`."""
+    if not data:
+        raise AudioError(f"{name}: empty file (0 bytes)")
+    return _decode(lambda: io.BytesIO(data), name, sample_rate, max_seconds)
+
+
+def _decode(
+    open_source: Callable[[], str | BinaryIO], name: str, sample_rate: int, max_seconds: float
+) -> np.ndarray:
     try:
-        info = sf.info(str(path))
+        info = sf.info(open_source())
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+        raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioError(f"{path}: empty audio (no samples)")
+        raise AudioError(f"{name}: empty audio (no samples)")
     seconds = info.frames / info.samplerate
     if seconds > max_seconds:
-        raise AudioError(f"{path}: too long ({seconds:.0f} s; at most {max_seconds:.0f} s)")
+        raise AudioError(f"{name}: too long ({seconds:.0f} s; at most {max_seconds:.0f} s)")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, channels)
+        data, rate = sf.read(open_source(), dtype="float32", always_2d=True)  # (T, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+        raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (no samples)")
+        raise AudioError(f"{name}: empty audio (no samples)")
     wave = data.mean(axis=1, dtype=np.float32)  # (T,)
     if not np.isfinite(wave).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
     wave = resample(wave, rate, sample_rate)
     if wave.size == 0:
-        raise AudioError(f"{path}: no samples left after resampling to {sample_rate} Hz")
+        raise AudioError(f"{name}: no samples left after resampling to {sample_rate} Hz")
     return wave
 
 

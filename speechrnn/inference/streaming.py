@@ -100,7 +100,8 @@ class Scanner:
     ) -> None:
         self.classify, self.config, self.clip = classify, config, clip
         self.detector = Detector(labels, config)
-        self._buffer = np.zeros((clip - 1) // config.hop * config.hop, np.float32)  # from next window
+        lead = (clip - 1) // config.hop * config.hop  # zeros before the audio, as in iter_windows
+        self._buffer = np.zeros(lead, np.float32)  # (T,) from the next window's start on
 
     def feed(self, samples: np.ndarray) -> list[Detection]:
         """Take (T,) float32 samples at 16 kHz; return the detections they settle."""
