@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -21,7 +19,7 @@ from speechrnn.inference.serve import main as serve_main
 from speechrnn.inference.serve.app import create_app
 from speechrnn.inference.streaming import StreamConfig
 
-from support.inference import cli_env, speechlike, tiny_checkpoint, write
+from support.inference import speechlike, tiny_checkpoint, write
 from support.tones import ToneBackend, tone_scene
 
 RATE = 16_000
@@ -198,25 +196,3 @@ def test_a_busy_port_is_one_error_line(model: Path, capsys: pytest.CaptureFixtur
         assert serve_main([str(model), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: cannot listen on 127.0.0.1:{port}")
-
-
-def test_the_onnx_server_imports_no_torch(tmp_path: Path, model: Path) -> None:
-    from speechrnn.inference.export import export_onnx
-
-    onnx = export_onnx(model, tmp_path / "m.onnx").path
-    code = (
-        "import sys, json; from pathlib import Path; from starlette.testclient import TestClient;"
-        "from speechrnn.inference.predict import load_model;"
-        "from speechrnn.inference.serve.app import create_app;"
-        "app = create_app(load_model(sys.argv[1]), Path(sys.argv[1]), 2**20);"
-        "kind = TestClient(app).get('/api/model').json()['kind'];"
-        "print(json.dumps([kind, sorted({m.split('.')[0] for m in sys.modules})]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(onnx)], capture_output=True, text=True, timeout=120,
-        env=cli_env(),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    kind, loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    assert kind == "onnx" and "onnxruntime" in loaded
-    assert not set(loaded) & {"torch", "torchaudio", "lightning", "hydra", "omegaconf"}

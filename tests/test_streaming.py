@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from speechrnn.errors import ConfigError
 from speechrnn.inference.predict import Predictor
 from speechrnn.inference.streaming import (
-    Scanner,
     StreamConfig,
     detect,
     frame_db,
@@ -21,7 +19,7 @@ from speechrnn.inference.streaming import (
     window_starts,
 )
 
-from support.inference import write
+from support.inference import spoken_recording, write
 from support.tones import BURST, LABELS, TONES, ToneBackend, tone, tone_scene
 
 RATE = 16_000
@@ -123,30 +121,6 @@ def test_bad_stream_settings_are_refused(kwargs: dict) -> None:
         StreamConfig(**kwargs)
 
 
-def _trim(wave: np.ndarray) -> np.ndarray:
-    nonzero = np.flatnonzero(np.abs(wave) > 1e-3)
-    return wave[nonzero[0] : nonzero[-1] + 1]
-
-
-def _gap(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
-    """1.1 to 1.6 s: a quarter second of silence, steady noise, a quarter second of silence."""
-    gap = np.zeros(int(rng.uniform(1.1, 1.6) * RATE))
-    gap[RATE // 4 : -RATE // 4] = 0.05 * noise[: gap.shape[0] - RATE // 2]
-    return gap
-
-
-def _first_spotted(
-    model: Predictor, clips: list[Path], before: np.ndarray, after: np.ndarray, known: list[str]
-) -> np.ndarray | None:
-    """The first trimmed clip that, between `before` and `after`, gives exactly `known`."""
-    for clip in clips:
-        speech = _trim(sf.read(clip)[0])
-        found = model.predict(np.concatenate([before, speech, after])).detections
-        if [d.label for d in found] == known:
-            return speech
-    return None
-
-
 def test_trained_model_spots_spoken_words_in_a_long_recording(
     tmp_path: Path, trained_checkpoint: Path, small_corpus: Path
 ) -> None:
@@ -155,48 +129,10 @@ def test_trained_model_spots_spoken_words_in_a_long_recording(
 
     stride = 0.1
     model = load_model(trained_checkpoint, stream=StreamConfig(stride=stride))
-    rng = np.random.default_rng(0)
-    noise = sf.read(small_corpus / "_background_noise_" / "pink_noise.wav")[0]
     script = ["yes", "left", "cat", "down", "no", "right", "up", "yes"]
-    wave, truth = np.zeros(RATE // 2), []
-    for word in script:
-        gap = _gap(rng, noise)
-        known = [label for label, _, _ in truth] + ([word] if word in model.labels else [])
-        # Each word's first utterance that the small model spots where it stands (the recording
-        # so far, then noise): the test is of the scan, the smoothing and the endpoints.
-        clips = sorted((small_corpus / word).glob("*.wav"))
-        speech = _first_spotted(model, clips, wave, gap, known)
-        assert speech is not None, f"the model spots no {word!r} after {known[:-1]}"
-        if word in model.labels:
-            truth.append((word, wave.shape[0] / RATE, (wave.shape[0] + speech.shape[0]) / RATE))
-        wave = np.concatenate([wave, speech, gap])
-    path = write(tmp_path / "long.wav", wave.astype(np.float32))
+    wave, truth = spoken_recording(model, small_corpus, script)
+    path = write(tmp_path / "long.wav", wave)
     found = model.predict(path).detections
     assert [d.label for d in found] == [word for word, _, _ in truth]
     for detection, (_, start, end) in zip(found, truth, strict=True):
         assert abs(detection.start - start) <= stride and abs(detection.end - end) <= stride
-
-
-@pytest.mark.parametrize("chunk", [1, 160, 1234, 16_000, 10**6])
-def test_live_scanning_in_any_chunks_finds_what_the_file_scan_finds(chunk: int) -> None:
-    events = [("low", 1.0), ("noise", 2.2), ("high", 3.6), ("low", 6.1), ("high", 8.6)]
-    wave = tone_scene(events, 9.4, seed=chunk)
-    config = StreamConfig(stride=0.1, batch_size=16)
-    backend = ToneBackend()
-    windows = np.concatenate([backend(b) for b in iter_windows(wave, config.hop, 64)])
-    expected = detect(wave, windows, LABELS, config)
-    assert [d.label for d in expected] == ["low", "high", "low", "high"]
-    scanner = Scanner(backend, LABELS, config)
-    found, settled_at = [], []
-    for at in range(0, wave.shape[0], chunk):
-        new = scanner.feed(wave[at : at + chunk])
-        found += new
-        settled_at += [(at + chunk) / RATE] * len(new)
-    found += scanner.finish()
-    assert [(d.label, d.start, d.end) for d in found] == [
-        (d.label, d.start, d.end) for d in expected
-    ]
-    assert [d.probability for d in found] == pytest.approx([d.probability for d in expected])
-    if chunk <= 1234:  # live: each word is reported within 2 s of its end, before the audio ends
-        assert len(settled_at) == 3
-        assert all(t - d.end < 2.0 for t, d in zip(settled_at, found, strict=False))
