@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from speechrnn.inference import export
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ExportError
+from speechrnn.inference import export
 from speechrnn.inference.backends import OnnxBackend
 from speechrnn.inference.export import export_config, probe_signals
 from speechrnn.inference.predict import load_model

@@ -127,7 +127,7 @@ class Scanner:
         view = np.lib.stride_tricks.sliding_window_view(self._buffer, self.clip)[::hop]
         found: list[Detection] = []
         for first in range(0, count, self.config.batch_size):
-            batch = np.ascontiguousarray(view[first : min(count, first + self.config.batch_size)])
+            batch = view[first : min(count, first + self.config.batch_size)].copy()  # (b, clip)
             found += self.detector.add_posteriors(self.classify(batch))  # (b, clip) -> (b, C)
         self._buffer = self._buffer[count * hop :]
         return found
