@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print("listening on this computer only (--host 0.0.0.0 serves the network)", flush=True)
     else:
         print("listening on the network: whoever reaches this port can use the model", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto"))
     server.run(sockets=[listener])
     return 0
 
