@@ -160,6 +160,7 @@ def bench_eval(ckpt: Path, corpus: Path, device: str) -> dict[str, float]:
 
 def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str, Any], list[Row]]:
     from benchmarks.predict import bench_predict
+    from benchmarks.serve import bench_serve
     from benchmarks.synth import bench_synth
 
     trainer = "gpu" if device == "cuda" else "cpu"
@@ -266,6 +267,19 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
             ("predict a folder, checkpoint", p["folder_ckpt_files_per_s"], "files/s", None, ""),
             ("predict a folder, ONNX", p["folder_onnx_files_per_s"], "files/s", None, ""),
         ]
+        results["serve"] = s = bench_serve(ckpt, corpus, requests=16 if quick else 64)
+        for tag, name in (("ckpt", "checkpoint"), ("onnx", "ONNX")):
+            rows += [
+                (f"serve POST p50, 1 client, {name}", s[f"{tag}_1_clients_p50_ms"], "ms", None, ""),
+                (
+                    f"serve POST p95, 8 clients, {name}",
+                    s[f"{tag}_8_clients_p95_ms"],
+                    "ms",
+                    None,
+                    "",
+                ),
+                (f"serve live delay, {name}", s[f"{tag}_live_delay_median_ms"], "ms", None, ""),
+            ]
     if device == "cuda" and gsc_epochs:
         results["gsc_sized"] = gsc = bench_gsc_sized(work, gsc_epochs, seconds)
         rows.append(

@@ -136,4 +136,7 @@ run dir        $RUN (checkpoints, logs, metrics.json)
 report         $RUN/report/report.html
 predictions    $OUT/predict_ckpt.txt, $OUT/predict_onnx.txt
 ONNX model     $OUT/model.onnx
+
+Try it live (a page at http://127.0.0.1:8000/ that listens to the microphone):
 EOF
+echo "$BIN/speechrnn-serve $OUT/model.onnx"

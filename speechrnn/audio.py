@@ -6,9 +6,12 @@ whatever the input's rate; a header that declares more than the limits is refuse
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -31,34 +34,54 @@ def read_audio(
     """Decode a whole file to float32 mono at `sample_rate`; raise AudioError naming the problem."""
     path = Path(path)
     _check_file(path)
+    return _read(lambda: path.open("rb"), str(path), sample_rate, max_seconds)
+
+
+def decode_audio(
+    data: bytes, name: str, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SECONDS
+) -> np.ndarray:
+    """Decode an in-memory file (an upload) as `read_audio` decodes files; errors name `name`."""
+    if not data:
+        raise AudioError(f"{name}: empty file (0 bytes)")
+    return _read(lambda: io.BytesIO(data), name, sample_rate, max_seconds)
+
+
+def _read(
+    open_source: Callable[[], BinaryIO], name: str, sample_rate: int, max_seconds: float
+) -> np.ndarray:
+    """Check the header against the limits, then decode blockwise; errors name `name`."""
     try:
-        info = sf.info(str(path))
+        with open_source() as source:
+            info = sf.info(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+        raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioError(f"{path}: empty audio (no samples)")
+        raise AudioError(f"{name}: empty audio (no samples)")
     seconds = info.frames / info.samplerate
     if seconds > max_seconds:
-        raise AudioError(f"{path}: too long ({seconds:.0f} s; at most {max_seconds:.0f} s)")
+        raise AudioError(f"{name}: too long ({seconds:.0f} s; at most {max_seconds:.0f} s)")
     if info.frames * info.channels > MAX_INPUT_SAMPLES:
         raise AudioError(
-            f"{path}: too large ({info.frames * info.channels:,} samples declared: {seconds:.0f} s "
+            f"{name}: too large ({info.frames * info.channels:,} samples declared: {seconds:.0f} s "
             f"at {info.samplerate} Hz x {info.channels} channels; at most {MAX_INPUT_SAMPLES:,})"
         )
     if info.format == "WAV":
-        _check_complete(path, info.channels * _sample_bytes(info.subtype), info.samplerate)
+        frame_bytes = info.channels * _sample_bytes(info.subtype)
+        _check_complete(open_source, name, frame_bytes, info.samplerate)
     try:
-        wave = _decode(path, info.frames, info.samplerate, sample_rate)
+        wave = _decode(open_source, info.frames, info.samplerate, sample_rate)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+        raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     if wave is None:
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
     if wave.size == 0:
-        raise AudioError(f"{path}: no samples left after resampling to {sample_rate} Hz")
+        raise AudioError(f"{name}: no samples left after resampling to {sample_rate} Hz")
     return wave
 
 
-def _decode(path: Path, frames: int, rate: int, target: int) -> np.ndarray | None:
+def _decode(
+    open_source: Callable[[], BinaryIO], frames: int, rate: int, target: int
+) -> np.ndarray | None:
     """Blocks of (frames, channels) -> mono -> resampled into one preallocated float32 array;
     None when a sample is NaN or infinite."""
     import soxr
@@ -66,7 +89,7 @@ def _decode(path: Path, frames: int, rate: int, target: int) -> np.ndarray | Non
     stream = None if rate == target else soxr.ResampleStream(rate, target, 1, "float32", "HQ")
     out = np.empty(int(frames * target / rate) + 64, np.float32)  # (T_out,) grown if short
     filled = 0
-    with sf.SoundFile(str(path)) as source:
+    with open_source() as handle, sf.SoundFile(handle) as source:
         for block in source.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):  # (b, ch)
             mono = block.mean(axis=1, dtype=np.float32)  # (b,)
             if not np.isfinite(mono).all():
@@ -141,11 +164,14 @@ def _sample_bytes(subtype: str) -> int:
     return _SAMPLE_BYTES.get(subtype, 0)
 
 
-def _check_complete(path: Path, frame_bytes: int, rate: int) -> None:
+def _check_complete(
+    open_source: Callable[[], BinaryIO], name: str, frame_bytes: int, rate: int
+) -> None:
     """Refuse a RIFF WAV whose data chunk ends before its header says (a cut-off file)."""
     try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
+        with open_source() as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(0)
             if handle.read(12)[:4] != b"RIFF":
                 return  # RF64 and others: sizes live elsewhere
             for _ in range(64):  # chunks before `data`
@@ -160,12 +186,12 @@ def _check_complete(path: Path, frame_bytes: int, rate: int) -> None:
             else:
                 return
     except OSError as exc:
-        raise AudioError(f"{path}: cannot read ({exc.strerror})") from None
+        raise AudioError(f"{name}: cannot read ({exc.strerror})") from None
     if length in (0, 0xFFFFFFFF) or length <= held:  # 0 / all ones: size left unknown by a stream
         return
     whole = f" ({held / frame_bytes / rate:.2f} of {length / frame_bytes / rate:.2f} s)"
     raise AudioError(
-        f"{path}: truncated WAV: its data chunk declares {length} bytes but the file holds "
+        f"{name}: truncated WAV: its data chunk declares {length} bytes but the file holds "
         f"{held}{whole if frame_bytes else ''}; re-export or re-download it"
     )
 

@@ -151,3 +151,25 @@ def test_benchmark_runs_and_reports_every_number(
             assert numbers[key.format(tag)] > 0
     assert numbers["import_torch_s"] > numbers["python_floor_s"] > 0
     assert numbers["cold_ckpt_vs_import_torch"] > 0
+
+
+def test_the_onnx_web_server_imports_no_torch(
+    exported: tuple[Path, Path, export.ExportResult],
+) -> None:
+    onnx = exported[1]
+    code = (
+        "import sys, json; from pathlib import Path; from starlette.testclient import TestClient;"
+        "from speechrnn.inference.predict import load_model;"
+        "from speechrnn.inference.serve.app import create_app;"
+        "app = create_app(load_model(sys.argv[1]), Path(sys.argv[1]), 2**20);"
+        "kind = TestClient(app).get('/api/model').json()['kind'];"
+        "print(json.dumps([kind, sorted({m.split('.')[0] for m in sys.modules})]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(onnx)], capture_output=True, text=True, timeout=120,
+        env=cli_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kind, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert kind == "onnx" and "onnxruntime" in loaded
+    assert not set(loaded) & {"torch", "torchaudio", "lightning", "hydra", "omegaconf"}

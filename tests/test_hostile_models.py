@@ -111,7 +111,7 @@ def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
 
 
 def test_corrupt_ckpt_path_to_train_is_one_line(tmp_path: Path) -> None:
-    from conftest import run_console
+    from support.cli import run_console
 
     bad = tmp_path / "last.ckpt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")

@@ -190,7 +190,7 @@ def test_416_for_a_longer_file_is_a_failed_try(hostile, tmp_path: Path) -> None:
 
 
 def test_download_console_script_ends_on_a_lying_server(hostile, tmp_path: Path) -> None:
-    from conftest import run_console
+    from support.cli import run_console
 
     def wrong_range(req: BaseHTTPRequestHandler, n: int) -> None:
         _send(req, 206, BODY[:10], Content_Range="bytes 0-9/99", Content_Length="10")

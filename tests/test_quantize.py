@@ -9,13 +9,13 @@ import numpy as np
 import onnx
 import pytest
 import soundfile as sf
-from conftest import run_console
 from omegaconf import OmegaConf
 
 from speechrnn.errors import ConfigError
 from speechrnn.inference.export import ExportConfig, ExportResult, export_config
 from speechrnn.inference.predict import load_model
 
+from support.cli import run_console
 from support.inference import run_cli, write
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from speechrnn.errors import ConfigError
 from speechrnn.inference.predict import Predictor
@@ -20,51 +19,10 @@ from speechrnn.inference.streaming import (
     window_starts,
 )
 
-from support.inference import write
+from support.inference import spoken_recording, write
+from support.tones import BURST, LABELS, TONES, ToneBackend, tone, tone_scene
 
 RATE = 16_000
-TONES = {"low": 500.0, "high": 1500.0}
-BURST = 0.4
-LABELS = ["low", "high", "_silence_", "_unknown_"]
-
-
-class ToneBackend:
-    """A stand-in model: posterior of a tone label = share of a full burst heard in the window."""
-
-    def __init__(self, amplitude: float = 0.5) -> None:
-        self.labels = LABELS
-        reference = np.zeros((1, RATE), np.float32)
-        reference[0, : int(BURST * RATE)] = amplitude * _tone(TONES["low"], BURST)
-        self.full = float(self._energy(reference, TONES["low"])[0])
-
-    @staticmethod
-    def _energy(batch: np.ndarray, freq: float) -> np.ndarray:
-        spectrum = np.abs(np.fft.rfft(batch, axis=1)) ** 2  # (B, F), 1 Hz bins
-        return spectrum[:, int(freq) - 20 : int(freq) + 21].sum(axis=1)  # (B,)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        low, high = (np.clip(self._energy(batch, f) / self.full, 0, 1) for f in TONES.values())
-        rest = np.clip(1 - low - high, 0, 1)
-        probs = np.stack([low, high, rest, np.zeros_like(rest)], axis=1) + 1e-6  # (B, 4)
-        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _tone(freq: float, seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return np.sin(2 * np.pi * freq * t).astype(np.float32)
-
-
-def _scene(events: list[tuple[str, float]], seconds: float, seed: int = 0) -> np.ndarray:
-    """Tone bursts at the given onsets, over faint noise, with a louder noise burst between."""
-    rng = np.random.default_rng(seed)
-    wave = 0.003 * rng.standard_normal(int(seconds * RATE)).astype(np.float32)
-    for label, onset in events:
-        at = int(onset * RATE)
-        if label == "noise":
-            wave[at : at + int(0.6 * RATE)] += 0.05 * rng.standard_normal(int(0.6 * RATE))
-        else:
-            wave[at : at + int(BURST * RATE)] += 0.5 * _tone(TONES[label], BURST)
-    return wave
 
 
 def test_windows_cover_every_sample_on_a_grid_anchored_at_zero() -> None:
@@ -122,7 +80,7 @@ def test_detection_rules(segments: list[tuple[int, int, int]], expected: list[st
 
 
 def test_speech_span_finds_the_burst_inside_the_windows_that_heard_it() -> None:
-    wave = _scene([("low", 2.3)], 6.0)
+    wave = tone_scene([("low", 2.3)], 6.0)
     start, end = speech_span(frame_db(wave), first=1.5, last=2.6)
     assert abs(start - 2.3) < 0.02 and abs(end - 2.7) < 0.02
 
@@ -130,7 +88,7 @@ def test_speech_span_finds_the_burst_inside_the_windows_that_heard_it() -> None:
 @pytest.mark.parametrize("stride", [0.1, 0.25])
 def test_keywords_in_long_audio_are_found_at_their_times(tmp_path: Path, stride: float) -> None:
     events = [("low", 1.0), ("noise", 2.2), ("high", 3.6), ("low", 6.1), ("noise", 7.3)]
-    path = write(tmp_path / "scene.wav", _scene(events, 9.0))
+    path = write(tmp_path / "scene.wav", tone_scene(events, 9.0))
     model = Predictor(ToneBackend(), stream=StreamConfig(stride=stride))
     result = model.predict(path)
     assert result.duration == pytest.approx(9.0)
@@ -142,13 +100,13 @@ def test_keywords_in_long_audio_are_found_at_their_times(tmp_path: Path, stride:
 
 def test_clip_length_audio_is_classified_not_scanned(tmp_path: Path) -> None:
     wave = np.zeros(RATE, np.float32)
-    wave[2000 : 2000 + int(BURST * RATE)] = 0.5 * _tone(TONES["high"], BURST)
+    wave[2000 : 2000 + int(BURST * RATE)] = 0.5 * tone(TONES["high"], BURST)
     result = Predictor(ToneBackend()).predict(write(tmp_path / "c.wav", wave))
     assert result.label == "high" and result.detections is None
 
 
 def test_scanning_is_batched_identically(tmp_path: Path) -> None:
-    path = write(tmp_path / "scene.wav", _scene([("low", 1.0), ("high", 3.0)], 5.0))
+    path = write(tmp_path / "scene.wav", tone_scene([("low", 1.0), ("high", 3.0)], 5.0))
     one = Predictor(ToneBackend(), stream=StreamConfig(batch_size=1)).predict(path)
     many = Predictor(ToneBackend(), stream=StreamConfig(batch_size=500)).predict(path)
     assert one.detections == many.detections
@@ -163,30 +121,6 @@ def test_bad_stream_settings_are_refused(kwargs: dict) -> None:
         StreamConfig(**kwargs)
 
 
-def _trim(wave: np.ndarray) -> np.ndarray:
-    nonzero = np.flatnonzero(np.abs(wave) > 1e-3)
-    return wave[nonzero[0] : nonzero[-1] + 1]
-
-
-def _gap(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
-    """1.1 to 1.6 s: a quarter second of silence, steady noise, a quarter second of silence."""
-    gap = np.zeros(int(rng.uniform(1.1, 1.6) * RATE))
-    gap[RATE // 4 : -RATE // 4] = 0.05 * noise[: gap.shape[0] - RATE // 2]
-    return gap
-
-
-def _first_spotted(
-    model: Predictor, clips: list[Path], before: np.ndarray, after: np.ndarray, known: list[str]
-) -> np.ndarray | None:
-    """The first trimmed clip that, between `before` and `after`, gives exactly `known`."""
-    for clip in clips:
-        speech = _trim(sf.read(clip)[0])
-        found = model.predict(np.concatenate([before, speech, after])).detections
-        if [d.label for d in found] == known:
-            return speech
-    return None
-
-
 def test_trained_model_spots_spoken_words_in_a_long_recording(
     tmp_path: Path, trained_checkpoint: Path, small_corpus: Path
 ) -> None:
@@ -195,22 +129,9 @@ def test_trained_model_spots_spoken_words_in_a_long_recording(
 
     stride = 0.1
     model = load_model(trained_checkpoint, stream=StreamConfig(stride=stride))
-    rng = np.random.default_rng(0)
-    noise = sf.read(small_corpus / "_background_noise_" / "pink_noise.wav")[0]
     script = ["yes", "left", "cat", "down", "no", "right", "up", "yes"]
-    wave, truth = np.zeros(RATE // 2), []
-    for word in script:
-        gap = _gap(rng, noise)
-        known = [label for label, _, _ in truth] + ([word] if word in model.labels else [])
-        # Each word's first utterance that the small model spots where it stands (the recording
-        # so far, then noise): the test is of the scan, the smoothing and the endpoints.
-        clips = sorted((small_corpus / word).glob("*.wav"))
-        speech = _first_spotted(model, clips, wave, gap, known)
-        assert speech is not None, f"the model spots no {word!r} after {known[:-1]}"
-        if word in model.labels:
-            truth.append((word, wave.shape[0] / RATE, (wave.shape[0] + speech.shape[0]) / RATE))
-        wave = np.concatenate([wave, speech, gap])
-    path = write(tmp_path / "long.wav", wave.astype(np.float32))
+    wave, truth = spoken_recording(model, small_corpus, script)
+    path = write(tmp_path / "long.wav", wave)
     found = model.predict(path).detections
     assert [d.label for d in found] == [word for word, _, _ in truth]
     for detection, (_, start, end) in zip(found, truth, strict=True):

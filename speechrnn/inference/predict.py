@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, fit_clip, read_audio, resample
+from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, fit_clip, read_audio, resample
 from speechrnn.console import error_line, guarded, shown
 from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
 from speechrnn.inference.backends import Backend, open_backend
@@ -66,6 +66,15 @@ class Predictor:
         ((_, outcome),) = self.predict_files([source])
         if isinstance(outcome, SpeechRNNError):
             raise outcome
+        return outcome
+
+    def predict_bytes(self, data: bytes, name: str) -> Prediction:
+        """Classify a file held in memory (an upload) exactly as `predict` classifies a file."""
+        try:
+            wave = decode_audio(data, name, max_seconds=self.max_seconds)
+        except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+            raise AudioError(f"{name}: cannot read ({type(exc).__name__}: {exc})") from None
+        ((_, outcome),) = self._flush([(name, wave)])
         return outcome
 
     def predict_files(
@@ -132,7 +141,6 @@ def load_model(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = StreamConfig()
     parser = argparse.ArgumentParser(
         prog="speechrnn-predict",
         description="Recognise the spoken command in audio files; scan long audio for keywords.",
@@ -145,9 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio files (any format soundfile reads), directories (searched recursively "
         "for audio files) or quoted glob patterns",
     )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line per file")
+    parser.add_argument(
+        "--max-files",
+        type=int,
+        default=MAX_FILES,
+        metavar="N",
+        help=f"refuse a directory or glob that expands to more files (default {MAX_FILES})",
+    )
+    add_predictor_options(parser)
+    return parser
+
+
+def add_predictor_options(parser: argparse.ArgumentParser) -> None:
+    """The decision, scanning and device options (speechrnn-predict and speechrnn-serve)."""
+    defaults = StreamConfig()
     add = parser.add_argument
     add("--top-k", type=int, default=1, metavar="K", help="also show the K most likely labels")
-    add("--json", action="store_true", help="one JSON object per line per file")
     add(
         "--threshold",
         type=float,
@@ -197,15 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"refuse longer audio, judged from the header (default {MAX_SECONDS:g})",
     )
-    add(
-        "--max-files",
-        type=int,
-        default=MAX_FILES,
-        metavar="N",
-        help=f"refuse a directory or glob that expands to more files (default {MAX_FILES})",
-    )
     add("--device", default="cpu", help="checkpoints only: cpu, cuda, cuda:N or auto (default cpu)")
-    return parser
+
+
+def predictor_from_args(args: argparse.Namespace) -> Predictor:
+    """load_model with the options of `add_predictor_options`; raises SpeechRNNError."""
+    stream = StreamConfig(
+        args.stride, args.average, args.detect_threshold, args.suppress, args.batch_size
+    )
+    return load_model(args.model, args.device, args.top_k, args.threshold, stream, args.max_seconds)
+
+
+def json_record(name: str, outcome: Prediction | SpeechRNNError) -> dict[str, object]:
+    """One file's answer as `speechrnn-predict --json` prints it and `POST /api/predict` returns."""
+    if isinstance(outcome, SpeechRNNError):
+        return {"file": name, "error": str(outcome)}
+    return outcome.to_dict()
 
 
 @guarded
@@ -227,12 +256,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.max_files < 1:
             raise ConfigError(f"max-files must be at least 1, got {args.max_files}")
-        stream = StreamConfig(
-            args.stride, args.average, args.detect_threshold, args.suppress, args.batch_size
-        )
-        model = load_model(
-            args.model, args.device, args.top_k, args.threshold, stream, args.max_seconds
-        )
+        model = predictor_from_args(args)
     except SpeechRNNError as exc:
         error_line(str(exc))
         return 2
@@ -242,10 +266,10 @@ def _run(args: argparse.Namespace) -> int:
             if isinstance(outcome, SpeechRNNError):
                 failed += 1
                 error_line(str(outcome))
-                if args.json:
-                    _emit(json.dumps({"file": name, "error": str(outcome)}))
-            else:
-                _emit(outcome.to_json() if args.json else str(outcome))
+            if args.json:
+                _emit(json.dumps(json_record(name, outcome)))
+            elif not isinstance(outcome, SpeechRNNError):
+                _emit(str(outcome))
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    from speechrnn.inference.predict import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["yes", "no", "up", "_silence_", "_unknown_"]
@@ -82,3 +86,51 @@ def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def _trim(wave: np.ndarray) -> np.ndarray:
+    nonzero = np.flatnonzero(np.abs(wave) > 1e-3)
+    return wave[nonzero[0] : nonzero[-1] + 1]
+
+
+def _gap(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
+    """1.1 to 1.6 s: a quarter second of silence, steady noise, a quarter second of silence."""
+    gap = np.zeros(int(rng.uniform(1.1, 1.6) * RATE))
+    gap[RATE // 4 : -RATE // 4] = 0.05 * noise[: gap.shape[0] - RATE // 2]
+    return gap
+
+
+def _first_spotted(
+    model: Predictor, clips: list[Path], before: np.ndarray, after: np.ndarray, known: list[str]
+) -> np.ndarray | None:
+    """The first trimmed clip that, between `before` and `after`, gives exactly `known`."""
+    for clip in clips:
+        speech = _trim(sf.read(clip)[0])
+        found = model.predict(np.concatenate([before, speech, after])).detections
+        if [d.label for d in found] == known:
+            return speech
+    return None
+
+
+def spoken_recording(
+    model: Predictor, corpus: Path, script: list[str], seed: int = 0, lead: float = 0.5
+) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """Corpus words in `script` order with silence and noise between, and where the known ones are.
+
+    Each word is its first utterance that `model` spots where it stands (the recording so far,
+    then noise), so tests of the scan, the smoothing and the endpoints do not test the model.
+    Returns the float32 recording and (word, start, end) seconds of each word `model` knows.
+    """
+    rng = np.random.default_rng(seed)
+    noise = sf.read(corpus / "_background_noise_" / "pink_noise.wav")[0]
+    wave, truth = np.zeros(int(lead * RATE)), []
+    for word in script:
+        gap = _gap(rng, noise)
+        known = [label for label, _, _ in truth] + ([word] if word in model.labels else [])
+        clips = sorted((corpus / word).glob("*.wav"))
+        speech = _first_spotted(model, clips, wave, gap, known)
+        assert speech is not None, f"the model spots no {word!r} after {known[:-1]}"
+        if word in model.labels:
+            truth.append((word, wave.shape[0] / RATE, (wave.shape[0] + speech.shape[0]) / RATE))
+        wave = np.concatenate([wave, speech, gap])
+    return wave.astype(np.float32), truth

@@ -57,3 +57,50 @@ def write_toy_noise(folder: Path, rng: np.random.Generator, seconds: float = 3.0
     for name, wave, peak in (("white_noise.wav", white, 0.02), ("hum.wav", hum, 0.05)):
         scaled = (peak * wave / np.abs(wave).max()).astype(np.float32)
         sf.write(folder / name, scaled, SAMPLE_RATE, subtype="PCM_16")
+
+
+# A stand-in model for the scanning tests: a low and a high tone as keywords.
+TONES = {"low": 500.0, "high": 1500.0}
+BURST = 0.4  # seconds of each tone in a scene
+LABELS = ["low", "high", "_silence_", "_unknown_"]
+
+
+class ToneBackend:
+    """A stand-in model: posterior of a tone label = share of a full burst heard in the window."""
+
+    def __init__(self, amplitude: float = 0.5) -> None:
+        self.labels = LABELS
+        reference = np.zeros((1, SAMPLE_RATE), np.float32)
+        reference[0, : int(BURST * SAMPLE_RATE)] = amplitude * tone(TONES["low"], BURST)
+        self.full = float(self._energy(reference, TONES["low"])[0])
+
+    @staticmethod
+    def _energy(batch: np.ndarray, freq: float) -> np.ndarray:
+        spectrum = np.abs(np.fft.rfft(batch, axis=1)) ** 2  # (B, F), 1 Hz bins
+        return spectrum[:, int(freq) - 20 : int(freq) + 21].sum(axis=1)  # (B,)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        low, high = (np.clip(self._energy(batch, f) / self.full, 0, 1) for f in TONES.values())
+        rest = np.clip(1 - low - high, 0, 1)
+        probs = np.stack([low, high, rest, np.zeros_like(rest)], axis=1) + 1e-6  # (B, 4)
+        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def tone(freq: float, seconds: float) -> np.ndarray:
+    """A unit sine of `freq` Hz, `seconds` long, float32 at 16 kHz."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return np.sin(2 * np.pi * freq * t).astype(np.float32)
+
+
+def tone_scene(events: list[tuple[str, float]], seconds: float, seed: int = 0) -> np.ndarray:
+    """Tone bursts at the given onsets, over faint noise, with a louder noise burst between."""
+    rng = np.random.default_rng(seed)
+    wave = 0.003 * rng.standard_normal(int(seconds * SAMPLE_RATE)).astype(np.float32)
+    for label, onset in events:
+        at = int(onset * SAMPLE_RATE)
+        if label == "noise":
+            burst = int(0.6 * SAMPLE_RATE)
+            wave[at : at + burst] += 0.05 * rng.standard_normal(burst)
+        else:
+            wave[at : at + int(BURST * SAMPLE_RATE)] += 0.5 * tone(TONES[label], BURST)
+    return wave
