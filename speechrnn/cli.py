@@ -29,9 +29,29 @@ def one_line(exc: BaseException) -> str:
     return " ".join(kept) or type(exc).__name__
 
 
+# Overrides for a process that is not global rank 0 of a multi-process run: rank 0 alone writes
+# the run dir, so this one keeps Hydra's config files and log file out of it (logs go to stdout).
+FOLLOWER_OVERRIDES = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
+
+
+def launched_as_follower() -> bool:
+    """Whether a launcher (torchrun, srun, Lightning's DDP) started this process as a rank > 0."""
+    ranks = [os.environ.get(name, "") for name in RANK_VARIABLES]
+    return any(r.isdigit() and int(r) > 0 for r in ranks)
+
+
+def follower_overrides(argv: list[str]) -> list[str]:
+    """FOLLOWER_OVERRIDES whose key `argv` does not set already."""
+    keys = {arg.split("=", 1)[0] for arg in argv}
+    return [o for o in FOLLOWER_OVERRIDES if o.split("=", 1)[0] not in keys]
+
+
 def run_hydra_app(config_name: str, task: str) -> None:
     """Run `task(cfg)` ("module:function", imported inside the job so errors in overrides come
-    back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line."""
+    back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line.
+    The task's return value goes back to Hydra: a sweeper (Optuna) reads it as the objective;
+    a process started as rank > 0 writes nothing into the run dir (FOLLOWER_OVERRIDES)."""
     import hydra
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf import OmegaConf
@@ -42,13 +62,15 @@ def run_hydra_app(config_name: str, task: str) -> None:
         OmegaConf.register_new_resolver("either", lambda value, fallback: value or fallback)
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
-    def app(cfg: Any) -> None:
+    def app(cfg: Any) -> Any:
         module, function = task.split(":")
         try:  # inside the job: a SystemExit passes Hydra by, so it adds no report of its own
-            getattr(importlib.import_module(module), function)(cfg)
+            return getattr(importlib.import_module(module), function)(cfg)
         except (SpeechRNNError, OmegaConfBaseException) as exc:
             fail(one_line(exc))
 
+    if launched_as_follower():
+        sys.argv += follower_overrides(sys.argv[1:])
     try:
         app()
     except OverrideParseException as exc:
@@ -77,7 +99,7 @@ def _unparsable_override() -> str:
 
 def train_main() -> None:
     """speechrnn-train: train a model (conf/train.yaml)."""
-    run_hydra_app("train", "speechrnn.training.train:train")
+    run_hydra_app("train", "speechrnn.training.train:train_job")
 
 
 def eval_main() -> None:
