@@ -121,3 +121,24 @@ def test_optuna_study_maximises_validation_accuracy_and_continues_after_a_kill(
     assert sweep_table.main([str(first), str(second)]) == 0
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| `")]
     assert len(rows) == 2 and all(row.split("|")[4].strip() == "-" for row in rows)
+
+
+def test_submitit_slurm_launcher_takes_gpus_time_and_partition(small_corpus: Path) -> None:
+    """The settings docs/cluster.md names reach the SLURM launcher (no cluster here to use)."""
+    from hydra import compose, initialize_config_dir
+
+    from speechrnn import CONFIG_DIR
+
+    overrides = [
+        *sweep_overrides(small_corpus),
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.gpus_per_node=1",
+        "hydra.launcher.timeout_min=90",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.cpus_per_task=8",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.timeout_min, launcher.partition) == (1, 90, "gpu")
