@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import compose_config, console_script, run_console, small_task_overrides
 
+from speechrnn.cli import RANK_VARIABLES, follower_overrides, launched_as_follower
 from speechrnn.data import cache
 from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.data.prepare import prepare
@@ -100,6 +101,9 @@ def test_one_node_two_processes_rank_zero_alone_writes(
     metrics = metrics_of(one_node)
     assert metrics["epochs"] == 2
     assert (metrics["val_clips"], metrics["test_clips"]) == (clips["val"], clips["test"])
+    assert len(list((one_node / "checkpoints").glob("best-*.ckpt"))) == 1
+    # The two processes' test shares add up to the single-process report, clip for clip: the same
+    # fixed test set (silence crops) whatever the training seed.
     report = json.loads((one_node / "report" / "metrics.json").read_text())
     assert metrics["test_acc"] == pytest.approx(report["accuracy"], abs=1e-6)
     # Lightning starts the second process as `... hydra.job.name=train_ddp_process_1`: its log
@@ -206,3 +210,17 @@ def test_two_processes_preparing_one_shared_cache_build_each_split_once(
         assert worker.exitcode == 0
     assert sorted(log.read_text().split()) == ["test", "train", "validation"]
     assert_cache_built_once(shared)
+
+
+@pytest.mark.parametrize("variable", ["RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"])
+def test_a_process_started_as_rank_above_zero_keeps_hydra_out_of_the_run_dir(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "0")
+    assert not launched_as_follower()
+    monkeypatch.setenv(variable, "1")
+    assert launched_as_follower()
+    # Lightning's own second process comes with hydra.output_subdir=null already
+    assert follower_overrides(["a=1", "hydra.output_subdir=null"]) == ["hydra/job_logging=stdout"]

@@ -12,7 +12,10 @@ import optuna
 import pytest
 import sweep_table
 import yaml
-from conftest import console_script, run_console, small_task_overrides
+from conftest import compose_config, console_script, run_console, small_task_overrides
+
+from speechrnn.errors import ConfigError
+from speechrnn.training.train import TrainSettings
 
 SWEEP_TIMEOUT = 300
 
@@ -142,3 +145,19 @@ def test_submitit_slurm_launcher_takes_gpus_time_and_partition(small_corpus: Pat
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.gpus_per_node, launcher.timeout_min, launcher.partition) == (1, 90, "gpu")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["objective=wall_seconds"], "objective must be one of"),
+        (["objective=test_acc", "test=false"], "objective=test_acc needs test=true"),
+        (["test=maybe"], "test: expected true or false"),
+    ],
+)
+def test_objective_and_test_settings_are_checked_before_training(
+    small_corpus: Path, extra: list[str], needle: str
+) -> None:
+    cfg = compose_config("train", small_task_overrides(small_corpus, Path("unused"), *extra))
+    with pytest.raises(ConfigError, match=needle):
+        TrainSettings.from_config(cfg)

@@ -196,6 +196,7 @@ def train(cfg: Any) -> dict[str, Any]:
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path)
     wall = time.perf_counter() - started
+    val_clips = trainer.callback_metrics.get("val/clips")  # before test() replaces them
     best = _best_checkpoint(trainer)
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file() and settings.ckpt_path is not None:  # a finished run, resumed elsewhere
@@ -208,6 +209,7 @@ def train(cfg: Any) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
     metrics = _run_metrics(trainer, module, best, tested, wall, throughput)
+    metrics["val_clips"] = int(val_clips) if val_clips is not None else None  # all processes
     metrics["tested_checkpoint"] = str(chosen) if chosen and settings.test else None
     if settings.test and settings.evaluate and chosen is not None:
         metrics["report_dir"] = str(_write_report(chosen, settings, run_dir))
@@ -302,11 +304,9 @@ def _run_metrics(
 ) -> dict[str, Any]:
     checkpoint = trainer.checkpoint_callback
     score = getattr(checkpoint, "best_model_score", None)
-    val_clips = trainer.callback_metrics.get("val/clips")
     return {
         "best_val_acc": float(score) if score is not None else None,
         "test_acc": float(tested[0]["test/acc"]) if tested else None,
-        "val_clips": int(val_clips) if val_clips is not None else None,  # all processes together
         "test_clips": int(tested[0]["test/clips"]) if tested else None,
         "epochs": int(trainer.current_epoch),
         "wall_seconds": round(wall, 2),
