@@ -4,7 +4,6 @@ script), one cache shared by the nodes, and the one-node DDP run they must match
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import socket
 import subprocess
@@ -15,10 +14,7 @@ import pytest
 from conftest import compose_config, console_script, run_console, small_task_overrides
 
 from speechrnn.cli import RANK_VARIABLES, follower_overrides, launched_as_follower
-from speechrnn.data import cache
 from speechrnn.data.datamodule import SpeechCommandsDataModule
-from speechrnn.data.prepare import prepare
-from speechrnn.data.settings import DataConfig
 from speechrnn.training.train import TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,16 +179,22 @@ def test_sbatch_script_under_slurm_variables_matches_one_node(
     assert_cache_built_once(shared_cache)
 
 
-def _prepare_logging_builds(root: str, cache_dir: str, log: str) -> None:
-    build = cache._build_split
+# One process preparing a corpus into a cache dir, logging each split it decodes (fresh processes:
+# a fork of the test process could deadlock in torch's thread pool).
+PREPARE_LOGGING_BUILDS = """
+import sys
 
-    def logged(*args: object, **kwargs: object) -> None:
-        with open(log, "a") as out:
-            out.write(f"{args[1]}\n")
-        build(*args, **kwargs)
+root, cache_dir, log = sys.argv[1:]
+build = cache._build_split
 
-    cache._build_split = logged  # type: ignore[assignment]
-    prepare(DataConfig(root=root, cache_dir=cache_dir, words=None), progress=False)
+def logged(*args, **kwargs):
+    with open(log, "a") as out:
+        out.write(args[1] + "\\n")
+    build(*args, **kwargs)
+
+cache._build_split = logged
+prepare(DataConfig(root=root, cache_dir=cache_dir, words=None), progress=False)
+"""
 
 
 def test_two_processes_preparing_one_shared_cache_build_each_split_once(
@@ -200,14 +202,14 @@ def test_two_processes_preparing_one_shared_cache_build_each_split_once(
 ) -> None:
     """One builds while the other waits on the lock, then finds the caches complete."""
     log, shared = tmp_path / "builds.log", tmp_path / "shared_cache"
-    context = multiprocessing.get_context("fork")
-    args = (str(toy_corpus), str(shared), str(log))
-    workers = [context.Process(target=_prepare_logging_builds, args=args) for _ in range(2)]
+    command = [sys.executable, "-c", PREPARE_LOGGING_BUILDS, str(toy_corpus), str(shared), str(log)]
+    workers = [
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=node_env())
+        for _ in range(2)
+    ]
     for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-        assert worker.exitcode == 0
+        _, err = worker.communicate(timeout=NODE_TIMEOUT)
+        assert worker.returncode == 0, err[-3000:]
     assert sorted(log.read_text().split()) == ["test", "train", "validation"]
     assert_cache_built_once(shared)
 
