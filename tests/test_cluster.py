@@ -183,6 +183,9 @@ def test_sbatch_script_under_slurm_variables_matches_one_node(
 # a fork of the test process could deadlock in torch's thread pool).
 PREPARE_LOGGING_BUILDS = """
 import sys
+from speechrnn.data import cache
+from speechrnn.data.prepare import prepare
+from speechrnn.data.settings import DataConfig
 
 root, cache_dir, log = sys.argv[1:]
 build = cache._build_split
