@@ -183,6 +183,7 @@ def test_sbatch_script_under_slurm_variables_matches_one_node(
 # a fork of the test process could deadlock in torch's thread pool).
 PREPARE_LOGGING_BUILDS = """
 import sys
+import time
 from speechrnn.data import cache
 from speechrnn.data.prepare import prepare
 from speechrnn.data.settings import DataConfig
@@ -193,6 +194,7 @@ build = cache._build_split
 def logged(*args, **kwargs):
     with open(log, "a") as out:
         out.write(args[1] + "\\n")
+    time.sleep(3)  # a slow decode: the other process arrives while this one builds
     build(*args, **kwargs)
 
 cache._build_split = logged
