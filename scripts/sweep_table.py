@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Summarise speechrnn-train multiruns: one Markdown row per setting, mean and spread over seeds.
 
+Reads any sweep dir: Hydra's basic launcher, submitit (local or SLURM) and Optuna trials alike
+(runs with test=false show "-" for the test columns).
+
 python scripts/sweep_table.py runs/sweeps/pooling [runs/sweeps/depth ...]
 """
 
@@ -25,6 +28,8 @@ IGNORED = (
     "run_dir=",
     "trainer.progress_bar=",
     "evaluate=",
+    "test=",
+    "objective=",
 )
 
 
@@ -41,7 +46,9 @@ def runs(folder: Path) -> list[tuple[str, dict[str, float]]]:
     return found
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float | None]) -> str:
+    if not values or None in values:
+        return "-"
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
@@ -63,12 +70,12 @@ def table(found: list[tuple[str, dict[str, float]]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for setting, group in grouped.items():
-        tests = [m["test_acc"] for m in group]
+        tests = [m.get("test_acc") for m in group]
         minutes = statistics.fmean(m["wall_seconds"] for m in group) / 60
         vals = spread([m["best_val_acc"] for m in group])
+        worst = "-" if None in tests else f"{100 * min(tests):.1f}"  # type: ignore[type-var]
         lines.append(
-            f"| `{setting}` | {len(group)} | {vals} "
-            f"| {spread(tests)} | {100 * min(tests):.1f} | {minutes:.1f} |"
+            f"| `{setting}` | {len(group)} | {vals} | {spread(tests)} | {worst} | {minutes:.1f} |"
         )
     return "\n".join(lines)
 

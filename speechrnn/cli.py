@@ -15,9 +15,29 @@ from speechrnn.errors import CheckpointError, SpeechRNNError
 BAD_MODEL = 2  # exit status for a missing, corrupt, unsafe or invalid model file
 
 
+# Overrides for a process that is not global rank 0 of a multi-process run: rank 0 alone writes
+# the run dir, so this one keeps Hydra's config files and log file out of it (logs go to stdout).
+FOLLOWER_OVERRIDES = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
+
+
+def launched_as_follower() -> bool:
+    """Whether a launcher (torchrun, srun, Lightning's DDP) started this process as a rank > 0."""
+    ranks = [os.environ.get(name, "") for name in RANK_VARIABLES]
+    return any(r.isdigit() and int(r) > 0 for r in ranks)
+
+
+def follower_overrides(argv: list[str]) -> list[str]:
+    """FOLLOWER_OVERRIDES whose key `argv` does not set already."""
+    keys = {arg.split("=", 1)[0] for arg in argv}
+    return [o for o in FOLLOWER_OVERRIDES if o.split("=", 1)[0] not in keys]
+
+
 def run_hydra_app(config_name: str, task: str) -> None:
     """Run `task(cfg)` ("module:function", imported inside the job so errors in overrides come
-    back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line."""
+    back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line.
+    The task's return value goes back to Hydra: a sweeper (Optuna) reads it as the objective;
+    a process started as rank > 0 writes nothing into the run dir (FOLLOWER_OVERRIDES)."""
     import hydra
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
@@ -26,15 +46,17 @@ def run_hydra_app(config_name: str, task: str) -> None:
     register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
-    def app(cfg: Any) -> None:
+    def app(cfg: Any) -> Any:
         module, function = task.split(":")
         try:  # inside the job: a SystemExit passes Hydra by, so it adds no report of its own
-            getattr(importlib.import_module(module), function)(cfg)
+            return getattr(importlib.import_module(module), function)(cfg)
         except (SpeechRNNError, OmegaConfBaseException) as exc:
             fail(one_line(exc), BAD_MODEL if isinstance(exc, CheckpointError) else 1)
         except Exception as exc:  # inside the job, so Hydra adds no "Error executing job" line
             internal_error(exc)
 
+    if launched_as_follower():
+        sys.argv += follower_overrides(sys.argv[1:])
     try:
         app()
     except OverrideParseException as exc:
@@ -64,7 +86,7 @@ def _unparsable_override() -> str:
 @guarded
 def train_main() -> None:
     """speechrnn-train: train a model (conf/train.yaml)."""
-    run_hydra_app("train", "speechrnn.training.train:train")
+    run_hydra_app("train", "speechrnn.training.train:train_job")
 
 
 @guarded

@@ -16,12 +16,15 @@ from speechrnn.data.cache import (
     load_noise_cache,
     load_split_cache,
 )
+from speechrnn.data.files import file_lock, make_dir
 from speechrnn.data.index import CorpusIndex, scan_corpus, task_labels
 from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import DataError
 from speechrnn.labels import SPLITS
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+PREPARE_LOCK = ".prepare.lock"  # in the corpus's cache dir
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,14 @@ def open_corpus(data: DataConfig, progress: bool = True) -> Corpus:
 
 
 def prepare(data: DataConfig, progress: bool = True) -> Corpus:
-    """open_corpus, then build every split's cache and the noise cache."""
+    """open_corpus, then build every split's cache and the noise cache. Processes that share the
+    cache dir (DDP ranks, nodes on one shared file system) take turns: one builds, the others
+    wait on the lock and then find the caches complete."""
     corpus = open_corpus(data, progress)
-    for split in SPLITS:
-        corpus.split(split)
-    corpus.noise()
+    with file_lock(make_dir(corpus.cache_dir) / PREPARE_LOCK):
+        for split in SPLITS:
+            corpus.split(split)
+        corpus.noise()
     return corpus
 
 

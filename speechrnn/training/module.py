@@ -86,6 +86,8 @@ class SpeechCommandsModule(L.LightningModule):
         size = targets.shape[0]
         self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=size)
         self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=size)
+        clips = torch.tensor(float(size), device=targets.device)  # counted over all processes
+        self.log(f"{stage}/clips", clips, on_epoch=True, reduce_fx="sum", sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay = [p for n, p in self.model.named_parameters() if p.ndim > 1 and "bias" not in n]

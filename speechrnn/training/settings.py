@@ -43,6 +43,7 @@ class OptimConfig:
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
 TEST_CHECKPOINTS = ("best", "last")
+OBJECTIVES = ("best_val_acc", "test_acc")  # metrics.json numbers that a sweeper can optimise
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ class RunConfig:
     run_dir: str | None = None  # null: Hydra's run dir
     ckpt_path: str | None = None  # resume from this Lightning checkpoint
     resume: bool = False  # resume from <run dir>/checkpoints/last.ckpt
+    test: bool = True  # false: no test split at all (a search's objective is validation accuracy)
     evaluate: bool = True  # write the test-split report into <run dir>/report at the end
+    objective: str | None = None  # best_val_acc: the Hydra task returns this one number (optuna)
     test_checkpoint: str = "last"  # weights that the test split and the report use
 
     def __post_init__(self) -> None:
@@ -105,6 +108,10 @@ class RunConfig:
                 f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "
                 f"got {self.test_checkpoint!r}"
             )
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)} or null")
+        if self.objective == "test_acc" and not self.test:
+            raise ConfigError("objective=test_acc needs test=true")
 
 
 def _cuda() -> bool:

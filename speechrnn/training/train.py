@@ -42,6 +42,8 @@ class TrainSettings:
     ckpt_path: Path | None
     evaluate: bool
     test_checkpoint: str
+    test: bool
+    objective: str | None
 
     @classmethod
     def from_config(cls, cfg: Any) -> TrainSettings:
@@ -75,6 +77,8 @@ class TrainSettings:
             ckpt_path=Path(ckpt) if ckpt else None,
             evaluate=run.evaluate,
             test_checkpoint=run.test_checkpoint,
+            test=run.test,
+            objective=run.objective,
         )
 
 
@@ -102,8 +106,19 @@ class Throughput(L.Callback):
         return self.clips / self.seconds if self.seconds else 0.0
 
 
+def train_job(cfg: Any) -> dict[str, Any] | float | None:
+    """speechrnn-train's Hydra task: train(cfg)'s metrics, or with `objective` set the one number
+    that a sweeper optimises (None in a process other than global rank 0)."""
+    metrics = train(cfg)
+    objective = cfg.get("objective")
+    if not objective:
+        return metrics
+    return float(metrics[objective]) if metrics else None
+
+
 def train(cfg: Any) -> dict[str, Any]:
-    """Train, test the chosen checkpoint, write metrics.json (and the report) into the run dir."""
+    """Train, test the chosen checkpoint (unless test=false), write metrics.json (and the report)
+    into the run dir; global rank 0 alone writes and returns the metrics, other ranks return {}."""
     settings = TrainSettings.from_config(cfg)
     if settings.ckpt_path is not None:  # one line for a corrupt or foreign file, before any work
         check_resumable(settings.ckpt_path, asdict(settings.features), asdict(settings.model))
@@ -120,33 +135,37 @@ def train(cfg: Any) -> dict[str, Any]:
         optim=asdict(settings.optim),
         seed=settings.seed,
     )
-    print(f"model: {module.model.num_parameters():,} parameters, {len(datamodule.labels)} labels")
     throughput = Throughput()
     trainer = _make_trainer(settings, throughput)
+    if trainer.is_global_zero:
+        parameters, labels = module.model.num_parameters(), len(datamodule.labels)
+        print(f"model: {parameters:,} parameters, {labels} labels")
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
     wall = time.perf_counter() - started
+    val_clips = trainer.callback_metrics.get("val/clips")  # before test() replaces them
     best = _best_checkpoint(trainer)
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file() and settings.ckpt_path is not None:  # a finished run, resumed elsewhere
         last = settings.ckpt_path
     chosen = last if settings.test_checkpoint == "last" and best is not None else best
-    tested = trainer.test(
-        module,
-        datamodule=datamodule,
-        ckpt_path=chosen and str(chosen),
-        verbose=False,
-        weights_only=True,
-    )
+    tested: list[dict[str, float]] = []
+    if settings.test:
+        checkpoint = chosen and str(chosen)
+        tested = trainer.test(
+            module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True
+        )
     if not trainer.is_global_zero:
         return {}
     metrics = _run_metrics(trainer, module, best, tested, wall, throughput)
-    metrics["tested_checkpoint"] = str(chosen) if chosen else None
-    if settings.evaluate and chosen is not None:
+    metrics["val_clips"] = int(val_clips) if val_clips is not None else None  # all processes
+    metrics["tested_checkpoint"] = str(chosen) if chosen and settings.test else None
+    if settings.test and settings.evaluate and chosen is not None:
         metrics["report_dir"] = str(_write_report(chosen, settings, run_dir))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     val, test = metrics["best_val_acc"], metrics["test_acc"]
-    print(f"run dir: {run_dir}  best val/acc {val}  test/acc {test}")
+    tail = f"  test/acc {test}" if settings.test else ""
+    print(f"run dir: {run_dir}  best val/acc {val}{tail}")
     return metrics
 
 
@@ -237,6 +256,7 @@ def _run_metrics(
     return {
         "best_val_acc": float(score) if score is not None else None,
         "test_acc": float(tested[0]["test/acc"]) if tested else None,
+        "test_clips": int(tested[0]["test/clips"]) if tested else None,
         "epochs": int(trainer.current_epoch),
         "wall_seconds": round(wall, 2),
         "train_clips_per_second": round(throughput.clips_per_second, 1),
