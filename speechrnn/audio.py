@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,7 +33,7 @@ def read_audio(
     """Decode a whole file to float32 mono at `sample_rate`; raise AudioError naming the problem."""
     path = Path(path)
     _check_file(path)
-    return _read(lambda: path.open("rb"), str(path), sample_rate, max_seconds)
+    return _read(str(path), str(path), sample_rate, max_seconds)
 
 
 def decode_audio(
@@ -43,16 +42,14 @@ def decode_audio(
     """Decode an in-memory file (an upload) as `read_audio` decodes files; errors name `name`."""
     if not data:
         raise AudioError(f"{name}: empty file (0 bytes)")
-    return _read(lambda: io.BytesIO(data), name, sample_rate, max_seconds)
+    return _read(data, name, sample_rate, max_seconds)
 
 
-def _read(
-    open_source: Callable[[], BinaryIO], name: str, sample_rate: int, max_seconds: float
-) -> np.ndarray:
-    """Check the header against the limits, then decode blockwise; errors name `name`."""
+def _read(source: str | bytes, name: str, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """A file's path or an upload's bytes: header checked against the limits, then decoded
+    blockwise; errors name `name`."""
     try:
-        with open_source() as source:
-            info = sf.info(source)
+        info = sf.info(_opened(source))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0:
@@ -67,9 +64,9 @@ def _read(
         )
     if info.format == "WAV":
         frame_bytes = info.channels * _sample_bytes(info.subtype)
-        _check_complete(open_source, name, frame_bytes, info.samplerate)
+        _check_complete(source, name, frame_bytes, info.samplerate)
     try:
-        wave = _decode(open_source, info.frames, info.samplerate, sample_rate)
+        wave = _decode(source, info.frames, info.samplerate, sample_rate)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     if wave is None:
@@ -79,9 +76,12 @@ def _read(
     return wave
 
 
-def _decode(
-    open_source: Callable[[], BinaryIO], frames: int, rate: int, target: int
-) -> np.ndarray | None:
+def _opened(source: str | bytes) -> str | BinaryIO:
+    """What soundfile reads: a path as it is (libsndfile opens it), bytes as an in-memory file."""
+    return source if isinstance(source, str) else io.BytesIO(source)
+
+
+def _decode(source: str | bytes, frames: int, rate: int, target: int) -> np.ndarray | None:
     """Blocks of (frames, channels) -> mono -> resampled into one preallocated float32 array;
     None when a sample is NaN or infinite."""
     import soxr
@@ -89,8 +89,8 @@ def _decode(
     stream = None if rate == target else soxr.ResampleStream(rate, target, 1, "float32", "HQ")
     out = np.empty(int(frames * target / rate) + 64, np.float32)  # (T_out,) grown if short
     filled = 0
-    with open_source() as handle, sf.SoundFile(handle) as source:
-        for block in source.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):  # (b, ch)
+    with sf.SoundFile(_opened(source)) as audio:
+        for block in audio.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):  # (b, ch)
             mono = block.mean(axis=1, dtype=np.float32)  # (b,)
             if not np.isfinite(mono).all():
                 return None
@@ -164,12 +164,10 @@ def _sample_bytes(subtype: str) -> int:
     return _SAMPLE_BYTES.get(subtype, 0)
 
 
-def _check_complete(
-    open_source: Callable[[], BinaryIO], name: str, frame_bytes: int, rate: int
-) -> None:
+def _check_complete(source: str | bytes, name: str, frame_bytes: int, rate: int) -> None:
     """Refuse a RIFF WAV whose data chunk ends before its header says (a cut-off file)."""
     try:
-        with open_source() as handle:
+        with open(source, "rb") if isinstance(source, str) else io.BytesIO(source) as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(0)
             if handle.read(12)[:4] != b"RIFF":

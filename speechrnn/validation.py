@@ -83,7 +83,7 @@ def parameter_count(features: FeatureConfig, model: ModelConfig, classes: int) -
 
 
 def check_state(state: object, where: str) -> dict[str, Any]:
-    """A mapping of names to floating-point tensors with finite values; CheckpointError else."""
+    """A mapping of names to float tensors (batch-norm counters: int64) with finite values."""
     import torch
 
     if not isinstance(state, dict):
@@ -93,7 +93,8 @@ def check_state(state: object, where: str) -> dict[str, Any]:
     for name, tensor in state.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"{where}: state_dict entry {str(name)[:60]!r} is not a tensor")
-        if not tensor.is_floating_point():
+        counter = name.endswith("num_batches_tracked") and tensor.dtype == torch.int64
+        if not (tensor.is_floating_point() or counter):  # batch norm counts its batches in int64
             raise CheckpointError(f"{where}: tensor {name} has dtype {tensor.dtype}, not float")
         if not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: tensor {name} holds NaN or infinite values")

@@ -166,6 +166,7 @@ def test_cli_writes_report_and_fails_in_one_line(small_corpus: Path, tmp_path: P
     bad = run_console(
         "speechrnn-eval", f"ckpt_path={tmp_path}/missing.ckpt", *common, f"report_dir={tmp_path}/r2"
     )
+    # exit 2: a missing, corrupt or invalid model file (docs/robustness.md)
     lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
-    assert bad.returncode == 1 and len(lines) == 1 and "checkpoint not found" in lines[0]
+    assert bad.returncode == 2 and len(lines) == 1 and "checkpoint not found" in lines[0]
     assert "Traceback" not in bad.stderr

@@ -130,7 +130,7 @@ def test_export_cli_reports_a_missing_checkpoint_in_one_line(tmp_path: Path) -> 
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env=cli_env(),
     )  # fmt: skip
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr  # 2: a bad model file
     assert (
         done.stderr.strip().splitlines()[-1]
         == f"error: {tmp_path / 'missing.pt'}: checkpoint not found"

@@ -129,6 +129,9 @@ def _cases() -> Iterator[tuple[str, Maker]]:
     yield "absurd sample rate", _wav_header_patch("rate_huge.wav", 24, "<I", 2**31 - 1)
     yield "hours at 1 Hz (header)", _wav_header_patch("rate1.wav", 24, "<I", 1)
     yield "five hours declared (sparse)", _sparse_hours("five_hours.wav", 5.0)
+    # A data chunk that ends before its header says: refused, never answered as if whole (#23).
+    yield "truncated inside the data", _bytes("cut.wav", GOOD["wav"][:1000])
+    yield "data size past the end", _wav_header_patch("big_header.wav", 40, "<I", 0xFFFFFFF0)
     yield "empty file", _bytes("empty.wav", b"")
     yield "empty flac", _bytes("empty.flac", b"")
     yield "header, no frames", _samples("no_frames.wav", np.zeros(0, np.float32))
@@ -225,8 +228,6 @@ def test_unreadable_files_and_folders(tmp_path: Path, model: Path) -> None:
 VALID_ODDITIES = [
     ("WAV named .flac", _bytes("really_wav.flac", GOOD["wav"])),
     ("FLAC named .wav", _bytes("really_flac.wav", GOOD["flac"])),
-    ("truncated inside the data", _bytes("cut.wav", GOOD["wav"][:1000])),
-    ("data size larger than the file", _wav_header_patch("big_header.wav", 40, "<I", 0xFFFFFFF0)),
     ("one sample", _samples("one.wav", np.full(1, 0.5, np.float32))),
     ("digital silence", _samples("silence.wav", np.zeros(RATE, np.float32), subtype="PCM_16")),
     ("full-scale clipping", _samples("clip.wav", np.sign(speechlike(8)) * 1.0, subtype="PCM_16")),

@@ -20,6 +20,7 @@ from speechrnn.augment import mixup
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buffers
+from speechrnn.training.settings import cpu_has_bf16
 from speechrnn.training.train import TrainerConfig, TrainSettings, train
 
 from support.cli import console_script, run_console, small_task_overrides
@@ -78,6 +79,10 @@ def test_bf16_mixed_trains_on_the_cpu_and_saves_float32_weights(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
 ) -> None:
     extra = ("trainer.max_epochs=1", "trainer.precision=bf16-mixed", "evaluate=false")
+    if not cpu_has_bf16():  # oneDNN's bf16 LSTM would fail inside the first step: one line first
+        with pytest.raises(ConfigError, match="needs native bfloat16"):
+            train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
+        return
     metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
     assert metrics["precision"] == "bf16-mixed" and metrics["test_acc"] is not None
     model = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")

@@ -77,6 +77,15 @@ class TrainerConfig:
                 "use trainer=cpu or trainer=auto"
             )
 
+    def check_precision(self) -> None:
+        """bf16-mixed on a CPU without native bfloat16 fails inside oneDNN's LSTM: say so first."""
+        cpu = self.accelerator == "cpu" or (self.accelerator == "auto" and not _cuda())
+        if self.resolved_precision() == "bf16-mixed" and cpu and not cpu_has_bf16():
+            raise ConfigError(
+                "trainer.precision=bf16-mixed on the CPU needs native bfloat16 (AVX512-BF16 or "
+                "AMX), which this CPU lacks; use trainer.precision=32-true"
+            )
+
     def resolved_precision(self) -> str:
         """auto: bf16-mixed on a GPU that supports it, else 32-true (bf16 cost accuracy on CPU)."""
         if self.precision != "auto":
@@ -118,3 +127,11 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (oneDNN's LSTM needs it for bf16-mixed)."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)

@@ -60,6 +60,7 @@ class TrainSettings:
         if ckpt and not Path(ckpt).is_file():
             raise ConfigError(f"ckpt_path: {ckpt} does not exist")
         trainer = from_mapping(TrainerConfig, cfg.trainer, "trainer")
+        trainer.check_precision()
         if trainer.strategy.startswith("ddp") and trainer.devices != 1 and hydra_multirun():
             raise ConfigError(
                 "trainer.strategy=ddp cannot run in a -m sweep: Lightning starts each further "
