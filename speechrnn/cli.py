@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from speechrnn import CONFIG_DIR
@@ -83,25 +84,29 @@ def _unparsable_override() -> str:
     return " ".join(sys.argv[1:])
 
 
-@guarded
-def train_main() -> None:
-    """speechrnn-train: train a model (conf/train.yaml)."""
-    run_hydra_app("train", "speechrnn.training.train:train_job")
+def _entry(config_name: str, task: str, doc: str) -> Callable[[], None]:
+    """A console script's main: `task` as a Hydra app on conf/<config_name>.yaml, guarded."""
+
+    def main() -> None:
+        run_hydra_app(config_name, task)
+
+    main.__doc__ = doc
+    return guarded(main)
 
 
-@guarded
-def eval_main() -> None:
-    """speechrnn-eval: write an evaluation report for a checkpoint (conf/eval.yaml)."""
-    run_hydra_app("eval", "speechrnn.evaluation.evaluate:evaluate_config")
-
-
-@guarded
-def export_main() -> None:
-    """speechrnn-export: export a checkpoint to ONNX (conf/export.yaml)."""
-    run_hydra_app("export", "speechrnn.inference.export:export_config")
-
-
-@guarded
-def download_main() -> None:
-    """speechrnn-download: fetch, verify, extract, index and cache a corpus (conf/download.yaml)."""
-    run_hydra_app("download", "speechrnn.data.corpus:download_config")
+train_main = _entry(
+    "train", "speechrnn.training.train:train_job", "speechrnn-train: train a model."
+)
+eval_main = _entry(
+    "eval",
+    "speechrnn.evaluation.evaluate:evaluate_config",
+    "speechrnn-eval: write an evaluation report for a checkpoint.",
+)
+export_main = _entry(
+    "export", "speechrnn.inference.export:export_config", "speechrnn-export: export to ONNX."
+)
+download_main = _entry(
+    "download",
+    "speechrnn.data.corpus:download_config",
+    "speechrnn-download: fetch, verify, extract, index and cache a corpus.",
+)

@@ -124,21 +124,35 @@ def defaults_of(cls: type) -> dict[str, Any]:
     return out
 
 
+def train_sections() -> dict[str, type]:
+    """The dataclass behind each section of speechrnn-train's config ("": the top-level keys)."""
+    from speechrnn.augment import AugmentConfig
+    from speechrnn.data.settings import DataConfig
+    from speechrnn.features import FeatureConfig
+    from speechrnn.model import ModelConfig
+    from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
+
+    return {
+        "": RunConfig,
+        "data": DataConfig,
+        "model": ModelConfig,
+        "trainer": TrainerConfig,
+        "features": FeatureConfig,
+        "augment": AugmentConfig,
+        "optim": OptimConfig,
+    }
+
+
 def register_configs() -> None:
     """Give Hydra the dataclass defaults (conf/ YAML extends them) and conf/'s resolvers."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from speechrnn.augment import AugmentConfig
     from speechrnn.data.gsc.sources import source_sha256, source_url
-    from speechrnn.data.settings import DataConfig
     from speechrnn.evaluation.longform import LongformConfig
     from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
-    from speechrnn.features import FeatureConfig
     from speechrnn.inference.export import ExportConfig
     from speechrnn.inference.streaming import StreamConfig
-    from speechrnn.model import ModelConfig
-    from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
 
     resolvers = {
         "either": lambda value, fallback: value or fallback,  # ${either:${run_dir},runs/...}
@@ -150,10 +164,10 @@ def register_configs() -> None:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
-    for group, cls in (("data", DataConfig), ("model", ModelConfig), ("trainer", TrainerConfig)):
-        store.store(group=group, name="base", node=defaults_of(cls))
-    sections = {"features": FeatureConfig, "augment": AugmentConfig, "optim": OptimConfig}
-    train = {**defaults_of(RunConfig), **{k: defaults_of(c) for k, c in sections.items()}}
+    sections = train_sections()
+    for group in ("data", "model", "trainer"):  # chosen with data=, model=, trainer=
+        store.store(group=group, name="base", node=defaults_of(sections.pop(group)))
+    train = {**defaults_of(sections.pop("")), **{k: defaults_of(c) for k, c in sections.items()}}
     store.store(name="train_base", node=train)
     store.store(name="export_base", node=defaults_of(ExportConfig))
     spotting = {"longform": LongformConfig, "stream": StreamConfig, "spotting": SpottingConfig}

@@ -7,9 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from speechrnn import CONFIG_DIR
-from speechrnn.augment import AugmentConfig
-from speechrnn.config import defaults_of, from_mapping
-from speechrnn.data.settings import DataConfig
+from speechrnn.config import defaults_of, from_mapping, train_sections
 from speechrnn.errors import ConfigError
 from speechrnn.evaluation.longform import LongformConfig
 from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
@@ -17,7 +15,7 @@ from speechrnn.features import FeatureConfig
 from speechrnn.inference.export import ExportConfig
 from speechrnn.inference.streaming import StreamConfig
 from speechrnn.model import ModelConfig
-from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
+from speechrnn.training.settings import OptimConfig, RunConfig
 
 from support.cli import compose_config
 
@@ -72,16 +70,14 @@ def test_every_recipe_sweep_varies_keys_that_exist(sweep: str) -> None:
 
 def test_cli_default_config_is_the_dataclass_defaults() -> None:
     cfg = compose_config("train", [])
-    run = {name: cfg[name] for name in defaults_of(RunConfig)}
+    sections = train_sections()
+    assert (sections[""], sections["model"], sections["optim"]) == (
+        RunConfig,
+        ModelConfig,
+        OptimConfig,
+    )
+    run = {name: cfg[name] for name in defaults_of(sections.pop(""))}
     assert run == defaults_of(RunConfig)
-    sections = {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "trainer": TrainerConfig,
-        "features": FeatureConfig,
-        "augment": AugmentConfig,
-        "optim": OptimConfig,
-    }
     for section, cls in sections.items():
         assert OmegaConf.to_container(cfg[section], resolve=True) == defaults_of(cls), section
         assert from_mapping(cls, cfg[section], section) == cls(), section

@@ -9,23 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from speechrnn.augment import AugmentConfig
-from speechrnn.config import defaults_of
-from speechrnn.data.settings import DataConfig
-from speechrnn.features import FeatureConfig
-from speechrnn.model import ModelConfig
-from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
+from speechrnn.config import defaults_of, train_sections
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {
-    "": RunConfig,
-    "data": DataConfig,
-    "model": ModelConfig,
-    "trainer": TrainerConfig,
-    "features": FeatureConfig,
-    "augment": AugmentConfig,
-    "optim": OptimConfig,
-}
 ROW = re.compile(r"^\| `([\w.]+)` \| `([^`]*)` \|", re.M)
 
 
@@ -44,7 +30,7 @@ def _documented() -> dict[str, object]:
 def _code() -> dict[str, object]:
     return {
         f"{section}.{name}" if section else name: value
-        for section, cls in SECTIONS.items()
+        for section, cls in train_sections().items()
         for name, value in defaults_of(cls).items()
     }
 

@@ -34,21 +34,26 @@ def metrics_of(job: Path) -> dict:
     return json.loads((job / "metrics.json").read_text())
 
 
+def run_sweep(sweep_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """speechrnn-train -m with `args` into `sweep_dir`, to completion; asserts it succeeded."""
+    result = run_console(
+        "speechrnn-train", "-m", *args, f"hydra.sweep.dir={sweep_dir}", timeout=SWEEP_TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_submitit_local_runs_each_job_in_its_own_process(
     small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sweep = tmp_path / "sweep"
-    result = run_console(
-        "speechrnn-train",
-        "-m",
+    run_sweep(
+        sweep,
         *sweep_overrides(small_corpus, "evaluate=false"),
         "seed=0,1",
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=10",
-        f"hydra.sweep.dir={sweep}",
-        timeout=SWEEP_TIMEOUT,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     for job in ("0", "1"):
         assert metrics_of(sweep / job)["epochs"] == 1
         assert (sweep / job / ".hydra" / "config.yaml").is_file()
@@ -99,15 +104,7 @@ def test_optuna_study_maximises_validation_accuracy_and_continues_after_a_kill(
     _, err = killed.communicate(timeout=60)
     assert len(_completed(storage, study)) == 1, err[-3000:]
 
-    result = run_console(
-        "speechrnn-train",
-        "-m",
-        *args,
-        "hydra.sweeper.n_trials=1",
-        f"hydra.sweep.dir={second}",
-        timeout=SWEEP_TIMEOUT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_sweep(second, *args, "hydra.sweeper.n_trials=1")
     trials = _completed(storage, study)
     assert len(trials) == 2  # the killed study's trial is kept and the study went on
     runs = [first / "0", second / "0"]

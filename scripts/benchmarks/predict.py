@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -16,6 +15,8 @@ import numpy as np
 import soundfile as sf
 
 from speechrnn.audio import SAMPLE_RATE
+
+from benchmarks import run_main
 
 _CLI = "import sys; from speechrnn.inference.predict import main; sys.exit(main())"
 
@@ -110,15 +111,13 @@ def _best(repeats: int, code: str, *args: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as speechrnn-predict does
-    parser = argparse.ArgumentParser(description="Benchmark speechrnn-predict.")
-    parser.add_argument("ckpt")
-    parser.add_argument("--onnx", default=None)
-    parser.add_argument("--clips", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    for key, value in bench_predict(args.ckpt, args.onnx, args.clips, args.repeats).items():
-        print(f"{key:34s} {value:10.3f}")
-    return 0
+    options: dict[str, dict[str, object]] = {
+        "ckpt_path": {"metavar": "CKPT"},
+        "--onnx": {"dest": "onnx_path", "default": None},
+        "--clips": {"type": int, "default": 200},
+        "--repeats": {"type": int, "default": 5},
+    }
+    return run_main("Benchmark speechrnn-predict.", options, bench_predict, argv)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from speechrnn.audio import SAMPLE_RATE, read_audio
+
+from benchmarks import run_main
 
 FRAME = 1600  # samples per WebSocket frame, as the page sends (100 ms)
 
@@ -153,15 +154,13 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark speechrnn-serve.")
-    parser.add_argument("ckpt")
-    parser.add_argument("corpus", help="a GSC-layout folder with the model's words")
-    parser.add_argument("--onnx", default=None)
-    parser.add_argument("--requests", type=int, default=64)
-    args = parser.parse_args(argv)
-    for key, value in bench_serve(args.ckpt, args.corpus, args.onnx, args.requests).items():
-        print(f"{key:34s} {value:10.3f}")
-    return 0
+    options: dict[str, dict[str, object]] = {
+        "ckpt_path": {"metavar": "CKPT"},
+        "corpus": {"help": "a GSC-layout folder with the model's words"},
+        "--onnx": {"dest": "onnx_path", "default": None},
+        "--requests": {"type": int, "default": 64},
+    }
+    return run_main("Benchmark speechrnn-serve.", options, bench_serve, argv)
 
 
 if __name__ == "__main__":

@@ -140,13 +140,19 @@ def load_model(
     return Predictor(open_backend(path, device), top_k, threshold, stream, max_seconds)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="speechrnn-predict",
-        description="Recognise the spoken command in audio files; scan long audio for keywords.",
-        epilog="Exit status: 0 all files answered, 1 some file failed, 2 bad arguments or model.",
-    )
+def model_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A command line that takes a MODEL first (speechrnn-predict, speechrnn-serve)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
     parser.add_argument("model", help="checkpoint (.ckpt, .pt) or exported ONNX model (.onnx)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = model_parser(
+        "speechrnn-predict",
+        "Recognise the spoken command in audio files; scan long audio for keywords.",
+        "Exit status: 0 all files answered, 1 some file failed, 2 bad arguments or model.",
+    )
     parser.add_argument(
         "audio",
         nargs="+",

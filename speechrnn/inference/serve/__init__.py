@@ -10,18 +10,17 @@ from pathlib import Path
 
 from speechrnn.console import error_line, guarded
 from speechrnn.errors import ConfigError, SpeechRNNError
-from speechrnn.inference.predict import add_predictor_options, predictor_from_args
+from speechrnn.inference.predict import add_predictor_options, model_parser, predictor_from_args
 
 DEFAULT_TOP_K = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="speechrnn-serve",
-        description="Serve a model on a local web page (microphone, file drop) and a JSON API.",
-        epilog="Exit status: 0 stopped, 2 bad arguments, model or address.",
+    parser = model_parser(
+        "speechrnn-serve",
+        "Serve a model on a local web page (microphone, file drop) and a JSON API.",
+        "Exit status: 0 stopped, 2 bad arguments, model or address.",
     )
-    parser.add_argument("model", help="checkpoint (.ckpt, .pt) or exported ONNX model (.onnx)")
     add = parser.add_argument
     add(
         "--host",
