@@ -76,6 +76,14 @@ CASES = [
         "tensor head.bias has dtype torch.int64, not float",
     ),
     (
+        lambda r: r["state_dict"].update({"stem.layers.1.num_batches_tracked": torch.zeros(())}),
+        "tensor stem.layers.1.num_batches_tracked has dtype torch.float32, not integer",
+    ),
+    (
+        lambda r: r["state_dict"].update({"head.bias": torch.zeros(5, dtype=torch.bool)}),
+        "tensor head.bias has dtype torch.bool, not a number",
+    ),
+    (
         lambda r: r["state_dict"].update({"head.bias": torch.full((5,), float("inf"))}),
         "tensor head.bias holds NaN or infinite values",
     ),
@@ -84,6 +92,15 @@ CASES = [
         "state_dict entry 'head.bias' is not a tensor",
     ),
 ]
+
+
+def test_the_default_architecture_loads_with_its_integer_buffers(
+    tmp_path: Path, saved: dict
+) -> None:
+    counters = [k for k, v in saved["state_dict"].items() if not v.is_floating_point()]
+    assert counters  # the conv stem's BatchNorm counts batches in int64
+    model = load_checkpoint(_crafted(tmp_path, saved, lambda r: None))
+    assert all(torch.equal(model.state_dict()[k], saved["state_dict"][k]) for k in counters)
 
 
 @pytest.mark.parametrize(("change", "message"), CASES)
