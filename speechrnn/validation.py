@@ -123,7 +123,8 @@ def check_shapes(state: dict[str, Any], expected: dict[str, Any], where: str) ->
             )
         if state[name].is_floating_point() != want.is_floating_point():
             kind = "float" if want.is_floating_point() else "integer"
-            raise CheckpointError(f"{where}: tensor {name} has dtype {state[name].dtype}, not {kind}")
+            dtype = state[name].dtype
+            raise CheckpointError(f"{where}: tensor {name} has dtype {dtype}, not {kind}")
 
 
 def _settings(kind: type, value: object, section: str, where: str) -> Any:
