@@ -110,14 +110,15 @@ def fit_clip(wave: np.ndarray, samples: int = CLIP_SAMPLES) -> np.ndarray:
 
 
 def window_energy(
-    wave: np.ndarray, width: int, hop: int, count: int, block: int = 1 << 18
+    wave: np.ndarray, width: int, hop: int, count: int, block: int | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(first index, float64 energies) of windows i = 0..count-1, samples [i*hop, i*hop + width)
-    clipped to (T,) `wave`, `block` windows at a time.
+    clipped to (T,) `wave`, `block` windows at a time (default: about 2**20 samples' worth).
 
     Each energy is a difference of one running sum of squares, carried from block to block, so
     the values equal those of a whole-file cumulative sum while memory stays one block.
     """
+    block = block or max(1, (1 << 20) // hop)
     carry = 0.0  # the running sum up to the current block's first sample
     for first in range(0, count, block):
         begins = np.arange(first, min(count, first + block), dtype=np.int64) * hop  # (b,)

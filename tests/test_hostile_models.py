@@ -112,13 +112,26 @@ def test_crafted_checkpoint_is_one_error(tmp_path: Path, saved: dict, change, me
     assert "\n" not in str(caught.value)
 
 
-def test_predict_exits_2_on_a_list_state_dict_and_a_huge_model(tmp_path: Path, saved: dict) -> None:
-    for change, message in CASES[:2]:
-        path = _crafted(tmp_path, saved, change)
-        done = run_cli(path, tmp_path / "missing.wav")
-        assert done.returncode == 2 and done.stdout == ""
-        (line,) = done.stderr.strip().splitlines()
-        assert line.startswith(f"error: {path}: ") and message in line
+def test_predict_exits_2_on_a_list_state_dict(tmp_path: Path, saved: dict) -> None:
+    change, message = CASES[0]
+    path = _crafted(tmp_path, saved, change)
+    done = run_cli(path, tmp_path / "missing.wav")
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: ") and message in line
+
+
+def test_predict_exits_2_on_a_huge_model(
+    tmp_path: Path, saved: dict, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from speechrnn.inference.predict import main
+
+    change, message = CASES[1]
+    path = _crafted(tmp_path, saved, change)
+    assert main([str(path), str(tmp_path / "missing.wav")]) == 2
+    out, err = capfd.readouterr()
+    (line,) = err.strip().splitlines()
+    assert out == "" and line.startswith(f"error: {path}: ") and message in line
 
 
 def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
@@ -127,24 +140,32 @@ def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
         check_resumable(path, saved["features"], saved["model"])
 
 
-def test_corrupt_ckpt_path_to_train_is_one_line(tmp_path: Path) -> None:
-    from conftest import run_console
+def test_corrupt_ckpt_path_to_train_is_refused_before_any_work(tmp_path: Path) -> None:
+    from speechrnn.training.train import train
+
+    from support.cli import compose_config
+
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    cfg = compose_config(
+        "train", [f"ckpt_path={bad}", "data=synthetic", f"run_dir={tmp_path / 'run'}"]
+    )
+    with pytest.raises(CheckpointError) as caught:  # speechrnn-train: this line, exit 2
+        train(cfg)
+    assert str(caught.value) == f"{bad}: not a readable checkpoint (RuntimeError)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_checkpoint_to_a_hydra_script_is_one_line_exit_2(tmp_path: Path) -> None:
+    from support.cli import run_console
 
     bad = tmp_path / "last.ckpt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     done = run_console(
-        "speechrnn-train",
-        f"ckpt_path={bad}",
-        "data=synthetic",
-        f"run_dir={tmp_path / 'run'}",
-        timeout=300,
+        "speechrnn-export", f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path
     )
     assert done.returncode == 2, done.stderr
-    assert (
-        done.stderr.strip().splitlines()[-1]
-        == f"error: {bad}: not a readable checkpoint (RuntimeError)"
-    )
-    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [f"error: {bad}: not a readable checkpoint (RuntimeError)"]
 
 
 def test_onnx_with_wrong_signature_is_refused(tmp_path: Path) -> None:
