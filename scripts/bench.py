@@ -2,7 +2,7 @@
 """Every speechrnn benchmark in one run, each next to a baseline measured in the same run.
 
 python scripts/bench.py [--work DIR] [--out bench.json] [--gpu | --gpu-only] [--gsc-epochs 30]
-                        [--quick]
+                        [--quick] [--only memory --model CKPT]
 """
 
 from __future__ import annotations
@@ -280,6 +280,9 @@ def run(work: Path, device: str, gsc_epochs: int, quick: bool) -> tuple[dict[str
                 ),
                 (f"serve live delay, {name}", s[f"{tag}_live_delay_median_ms"], "ms", None, ""),
             ]
+    if device == "cpu":
+        results["memory"], memory = _memory(ckpt, work, quick)
+        rows += memory
     if device == "cuda" and gsc_epochs:
         results["gsc_sized"] = gsc = bench_gsc_sized(work, gsc_epochs, seconds)
         rows.append(
@@ -314,6 +317,15 @@ def bench_gsc_sized(work: Path, epochs: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def _memory(ckpt: Path, work: Path, quick: bool) -> tuple[list[dict[str, Any]], list[Row]]:
+    """Peak RSS of speechrnn-predict on 1 s, 1 min and 1 h (--quick: no hour) at 16 and 192 kHz."""
+    from benchmarks.memory import DURATIONS, bench_memory, memory_rows
+
+    work.mkdir(parents=True, exist_ok=True)
+    found = bench_memory(ckpt, durations=DURATIONS[:2] if quick else DURATIONS, work=work)
+    return found, memory_rows(found)
+
+
 def _sync(device: str | torch.device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -341,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-only", action="store_true", help="the CUDA figures alone")
     parser.add_argument("--gsc-epochs", type=int, default=30, help="GSC-sized GPU run; 0: skip")
     parser.add_argument("--quick", action="store_true", help="smaller corpora, shorter timings")
+    parser.add_argument("--only", choices=["memory"], help="this benchmark alone (CPU)")
+    parser.add_argument("--model", type=Path, help="--only memory: the checkpoint to measure")
     args = parser.parse_args(argv)
+    if args.only and args.model is None:
+        parser.error("--only memory needs --model CKPT")
     gpu = args.gpu or args.gpu_only
     devices = ([] if args.gpu_only else ["cpu"]) + (["cuda"] if gpu else [])
     if gpu and not torch.cuda.is_available():
@@ -354,8 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "features": asdict(FeatureConfig()),
     }
-    for device in devices:
-        results, rows = run(args.work / device, device, args.gsc_epochs, args.quick)
+    for device in ["cpu"] if args.only else devices:
+        if args.only:
+            found, rows = _memory(args.model, args.work / "cpu", args.quick)
+            results: dict[str, Any] = {"memory": found}
+        else:
+            results, rows = run(args.work / device, device, args.gsc_epochs, args.quick)
         report[device] = {"results": results, "rows": [list(r) for r in rows]}
         print_table(rows, f"speechrnn benchmarks on {device} ({report['date']})")
     args.out.write_text(json.dumps(report, indent=2, default=float) + "\n")

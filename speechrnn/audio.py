@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -123,10 +124,32 @@ def fit_clip(wave: np.ndarray, samples: int = CLIP_SAMPLES) -> np.ndarray:
         return np.pad(wave, (0, samples - wave.shape[0])).astype(np.float32, copy=False)
     if wave.shape[0] == samples:
         return wave
-    energy = np.concatenate(([0.0], np.cumsum(wave.astype(np.float64) ** 2)))  # (T + 1,)
-    window = energy[samples:] - energy[:-samples]  # (T - samples + 1,)
-    start = int(np.argmax(window))
+    best, start = -1.0, 0
+    for first, energy in window_energy(wave, samples, 1, wave.shape[0] - samples + 1):
+        i = int(np.argmax(energy))
+        if energy[i] > best:  # the first loudest window, as one argmax over all would pick
+            best, start = float(energy[i]), first + i
     return wave[start : start + samples]
+
+
+def window_energy(
+    wave: np.ndarray, width: int, hop: int, count: int, block: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, float64 energies) of windows i = 0..count-1, samples [i*hop, i*hop + width)
+    clipped to (T,) `wave`, `block` windows at a time (default: about 2**20 samples' worth).
+
+    Each energy is a difference of one running sum of squares, carried from block to block, so
+    the values equal those of a whole-file cumulative sum while memory stays one block.
+    """
+    block = block or max(1, (1 << 20) // hop)
+    carry = 0.0  # the running sum up to the current block's first sample
+    for first in range(0, count, block):
+        begins = np.arange(first, min(count, first + block), dtype=np.int64) * hop  # (b,)
+        ends = np.minimum(begins + width, wave.shape[0])  # (b,)
+        lo, hi = int(begins[0]), int(ends.max())
+        power = np.cumsum(np.concatenate(([carry], wave[lo:hi].astype(np.float64) ** 2)))
+        yield first, power[ends - lo] - power[begins - lo]  # (b,)
+        carry = float(power[min(hi, lo + block * hop) - lo])
 
 
 def load_audio(path: str | os.PathLike[str], samples: int = CLIP_SAMPLES) -> np.ndarray:

@@ -83,7 +83,11 @@ def parameter_count(features: FeatureConfig, model: ModelConfig, classes: int) -
 
 
 def check_state(state: object, where: str) -> dict[str, Any]:
-    """A mapping of names to float tensors (batch-norm counters: int64) with finite values."""
+    """A mapping of names to numeric tensors, the floating ones finite; CheckpointError else.
+
+    Integer tensors are buffers (BatchNorm's num_batches_tracked); `check_shapes` checks that
+    the architecture declares each one so.
+    """
     import torch
 
     if not isinstance(state, dict):
@@ -93,16 +97,15 @@ def check_state(state: object, where: str) -> dict[str, Any]:
     for name, tensor in state.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"{where}: state_dict entry {str(name)[:60]!r} is not a tensor")
-        counter = name.endswith("num_batches_tracked") and tensor.dtype == torch.int64
-        if not (tensor.is_floating_point() or counter):  # batch norm counts its batches in int64
-            raise CheckpointError(f"{where}: tensor {name} has dtype {tensor.dtype}, not float")
-        if not bool(torch.isfinite(tensor).all()):
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise CheckpointError(f"{where}: tensor {name} has dtype {tensor.dtype}, not a number")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: tensor {name} holds NaN or infinite values")
     return state
 
 
 def check_shapes(state: dict[str, Any], expected: dict[str, Any], where: str) -> None:
-    """Tensor names and shapes against the declared architecture's (`expected`)."""
+    """Tensor names, shapes and dtype kinds against the declared architecture's (`expected`)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -118,6 +121,10 @@ def check_shapes(state: dict[str, Any], expected: dict[str, Any], where: str) ->
                 f"{where}: tensor {name} has shape {tuple(state[name].shape)}, the declared "
                 f"architecture needs {tuple(want.shape)}"
             )
+        if state[name].is_floating_point() != want.is_floating_point():
+            kind = "float" if want.is_floating_point() else "integer"
+            dtype = state[name].dtype
+            raise CheckpointError(f"{where}: tensor {name} has dtype {dtype}, not {kind}")
 
 
 def _settings(kind: type, value: object, section: str, where: str) -> Any:

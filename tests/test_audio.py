@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn.audio import CLIP_SAMPLES, fit_clip, load_audio, read_audio, resample
+from speechrnn.audio import (
+    CLIP_SAMPLES,
+    fit_clip,
+    load_audio,
+    read_audio,
+    resample,
+    window_energy,
+)
 from speechrnn.errors import AudioError
 
 
@@ -52,6 +59,26 @@ def test_load_audio_pads_short_and_keeps_loudest_second() -> None:
     long[25000:27000] = 1.0
     clip = fit_clip(long)
     assert clip.shape == (CLIP_SAMPLES,) and clip.sum() == 2000
+
+
+@pytest.mark.parametrize(("width", "hop"), [(16, 1), (400, 160)])
+def test_window_energy_in_blocks_equals_one_cumulative_sum(width: int, hop: int) -> None:
+    wave = np.random.default_rng(width).standard_normal(5003).astype(np.float32)  # (T,)
+    power = np.concatenate(([0.0], np.cumsum(wave.astype(np.float64) ** 2)))  # (T + 1,)
+    count = -(-(wave.shape[0] - width + 1) // hop)
+    begins = np.arange(count) * hop
+    whole = power[np.minimum(begins + width, wave.shape[0])] - power[begins]
+    blocks = list(window_energy(wave, width, hop, count, block=7))
+    assert [first for first, _ in blocks] == list(range(0, count, 7))
+    np.testing.assert_array_equal(np.concatenate([e for _, e in blocks]), whole)
+
+
+def test_fit_clip_finds_the_loudest_second_across_blocks() -> None:
+    wave = np.random.default_rng(1).uniform(-0.1, 0.1, 2_500_000).astype(np.float32)  # 3 blocks
+    wave[2_300_000:2_300_500] = 0.9
+    power = np.concatenate(([0.0], np.cumsum(wave.astype(np.float64) ** 2)))
+    start = int(np.argmax(power[CLIP_SAMPLES:] - power[:-CLIP_SAMPLES]))
+    np.testing.assert_array_equal(fit_clip(wave), wave[start : start + CLIP_SAMPLES])
 
 
 def test_load_audio_returns_one_second(tmp_path: Path) -> None:

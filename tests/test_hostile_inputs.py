@@ -11,6 +11,7 @@ import pytest
 
 from speechrnn.audio import read_audio
 from speechrnn.errors import AudioError
+from speechrnn.inference import predict
 from speechrnn.inference.inputs import expand_inputs
 
 from support.inference import run_cli, speechlike, tiny_checkpoint, write
@@ -60,39 +61,48 @@ def test_file_cap_gives_one_error_for_the_argument(tmp_path: Path) -> None:
     assert len(expand_inputs([str(tmp_path)], max_files=5)) == 5
 
 
-def test_predict_on_a_looping_glob_ends_with_one_answer(tmp_path: Path, model: Path) -> None:
+def _predict(capfd: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """speechrnn-predict's main in this process: (exit status, stdout, stderr)."""
+    code = predict.main([str(a) for a in args])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_predict_on_a_looping_glob_ends_with_one_answer(
+    tmp_path: Path, model: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     _looped(tmp_path)
-    start = time.monotonic()
-    done = run_cli(model, str(tmp_path / "d/**/*.wav"), tmp_path / "d", timeout=BOUND_S)
-    assert time.monotonic() - start < BOUND_S
-    assert done.returncode == 0, done.stderr
-    assert len(done.stdout.strip().splitlines()) == 1
+    code, out, err = _predict(capfd, model, str(tmp_path / "d/**/*.wav"), tmp_path / "d")
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 1
 
 
-def test_predict_max_files_flag(tmp_path: Path, model: Path) -> None:
+def test_predict_max_files_flag(
+    tmp_path: Path, model: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     for i in range(3):
         write(tmp_path / f"{i}.wav", speechlike(i))
-    done = run_cli(model, tmp_path, "--max-files", "2")
-    assert done.returncode == 1 and done.stdout == ""
+    code, out, err = _predict(capfd, model, tmp_path, "--max-files", "2")
+    assert code == 1 and out == ""
     assert (
-        done.stderr.strip()
+        err.strip()
         == f"error: {tmp_path}: expands to more than 2 files; name fewer (or raise --max-files)"
     )
-    bad = run_cli(model, tmp_path, "--max-files", "0")
-    assert (
-        bad.returncode == 2 and bad.stderr.strip() == "error: max-files must be at least 1, got 0"
-    )
+    code, _, err = _predict(capfd, model, tmp_path, "--max-files", "0")
+    assert code == 2 and err.strip() == "error: max-files must be at least 1, got 0"
 
 
-def test_file_name_with_a_newline_stays_on_one_line(tmp_path: Path, model: Path) -> None:
+def test_file_name_with_a_newline_stays_on_one_line(
+    tmp_path: Path, model: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     good = write(tmp_path / "a\nb.wav", speechlike(1))
     broken = tmp_path / "c\nd.wav"
     broken.write_bytes(b"not audio")
-    done = run_cli(model, good, broken)
-    assert done.returncode == 1
-    (answer,) = done.stdout.strip().splitlines()
+    code, out, err = _predict(capfd, model, good, broken)
+    assert code == 1
+    (answer,) = out.strip().splitlines()
     assert answer.startswith(str(tmp_path / "a\\nb.wav") + "  ")
-    (error,) = done.stderr.strip().splitlines()
+    (error,) = err.strip().splitlines()
     assert error.startswith(f"error: {tmp_path}/c\\nd.wav: cannot decode audio")
 
 
@@ -119,13 +129,15 @@ def _sparse_wav(path: Path, seconds: float, rate: int, channels: int = 1) -> Pat
     return path
 
 
-def test_huge_declared_wav_is_refused_from_its_header(tmp_path: Path, model: Path) -> None:
+def test_huge_declared_wav_is_refused_from_its_header(
+    tmp_path: Path, model: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     path = _sparse_wav(tmp_path / "huge.wav", 3300, 600_000)
     start = time.monotonic()
-    done = run_cli(model, path)
+    code, out, err = _predict(capfd, model, path)
     assert time.monotonic() - start < BOUND_S
-    assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip() == (
+    assert code == 1 and out == ""
+    assert err.strip() == (
         f"error: {path}: too large (1,980,000,000 samples declared: 3300 s at 600000 Hz x 1 "
         "channels; at most 1,382,400,000)"
     )
@@ -137,17 +149,45 @@ def test_too_long_is_refused_before_decoding(tmp_path: Path) -> None:
         read_audio(path)
 
 
-def test_cut_wav_is_refused_with_what_is_missing(tmp_path: Path, model: Path) -> None:
+def _cut_wav(tmp_path: Path) -> Path:
     whole = write(tmp_path / "whole.wav", speechlike(2)).read_bytes()
     assert len(whole) == 32044
     cut = tmp_path / "cut.wav"
     cut.write_bytes(whole[:20000])
-    done = run_cli(model, cut)
-    assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip() == (
+    return cut
+
+
+def _cut_error(cut: Path) -> str:
+    return (
         f"error: {cut}: truncated WAV: its data chunk declares 32000 bytes but the file holds "
         "19956 (0.62 of 1.00 s); re-export or re-download it"
     )
+
+
+def test_cut_wav_is_refused_with_what_is_missing(
+    tmp_path: Path, model: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cut = _cut_wav(tmp_path)
+    code, out, err = _predict(capfd, model, cut)
+    assert code == 1 and out == ""
+    assert err.strip() == _cut_error(cut)
+
+
+def test_console_script_answers_hostile_inputs_one_line_each(tmp_path: Path, model: Path) -> None:
+    """The process-level contract: one line per bad input, no traceback, exit 1, bounded time."""
+    _looped(tmp_path)
+    huge = _sparse_wav(tmp_path / "huge.wav", 3300, 600_000)
+    cut = _cut_wav(tmp_path)
+    start = time.monotonic()
+    done = run_cli(model, str(tmp_path / "d/**/*.wav"), huge, cut, timeout=BOUND_S)
+    assert time.monotonic() - start < BOUND_S
+    assert done.returncode == 1
+    assert len(done.stdout.strip().splitlines()) == 1  # d/one.wav, once
+    assert done.stderr.strip().splitlines() == [
+        f"error: {huge}: too large (1,980,000,000 samples declared: 3300 s at 600000 Hz x 1 "
+        "channels; at most 1,382,400,000)",
+        _cut_error(cut),
+    ]
 
 
 def test_streamed_wav_without_a_size_is_still_read(tmp_path: Path) -> None:

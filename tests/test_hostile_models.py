@@ -15,7 +15,8 @@ from support.inference import run_cli, tiny_checkpoint
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    path = tiny_checkpoint(tmp_path_factory.mktemp("m") / "tiny.pt")
+    stem = {"conv_channels": 16, "conv_stride": 3}  # the default recipe's stem, with its BatchNorm
+    path = tiny_checkpoint(tmp_path_factory.mktemp("m") / "tiny.pt", **stem)
     return torch.load(path, weights_only=True)
 
 
@@ -76,6 +77,14 @@ CASES = [
         "tensor head.bias has dtype torch.int64, not float",
     ),
     (
+        lambda r: r["state_dict"].update({"stem.layers.1.num_batches_tracked": torch.zeros(())}),
+        "tensor stem.layers.1.num_batches_tracked has dtype torch.float32, not integer",
+    ),
+    (
+        lambda r: r["state_dict"].update({"head.bias": torch.zeros(5, dtype=torch.bool)}),
+        "tensor head.bias has dtype torch.bool, not a number",
+    ),
+    (
         lambda r: r["state_dict"].update({"head.bias": torch.full((5,), float("inf"))}),
         "tensor head.bias holds NaN or infinite values",
     ),
@@ -84,6 +93,15 @@ CASES = [
         "state_dict entry 'head.bias' is not a tensor",
     ),
 ]
+
+
+def test_the_default_architecture_loads_with_its_integer_buffers(
+    tmp_path: Path, saved: dict
+) -> None:
+    counters = [k for k, v in saved["state_dict"].items() if not v.is_floating_point()]
+    assert counters  # the conv stem's BatchNorm counts batches in int64
+    model = load_checkpoint(_crafted(tmp_path, saved, lambda r: None))
+    assert all(torch.equal(model.state_dict()[k], saved["state_dict"][k]) for k in counters)
 
 
 @pytest.mark.parametrize(("change", "message"), CASES)
@@ -95,13 +113,26 @@ def test_crafted_checkpoint_is_one_error(tmp_path: Path, saved: dict, change, me
     assert "\n" not in str(caught.value)
 
 
-def test_predict_exits_2_on_a_list_state_dict_and_a_huge_model(tmp_path: Path, saved: dict) -> None:
-    for change, message in CASES[:2]:
-        path = _crafted(tmp_path, saved, change)
-        done = run_cli(path, tmp_path / "missing.wav")
-        assert done.returncode == 2 and done.stdout == ""
-        (line,) = done.stderr.strip().splitlines()
-        assert line.startswith(f"error: {path}: ") and message in line
+def test_predict_exits_2_on_a_list_state_dict(tmp_path: Path, saved: dict) -> None:
+    change, message = CASES[0]
+    path = _crafted(tmp_path, saved, change)
+    done = run_cli(path, tmp_path / "missing.wav")
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: ") and message in line
+
+
+def test_predict_exits_2_on_a_huge_model(
+    tmp_path: Path, saved: dict, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from speechrnn.inference.predict import main
+
+    change, message = CASES[1]
+    path = _crafted(tmp_path, saved, change)
+    assert main([str(path), str(tmp_path / "missing.wav")]) == 2
+    out, err = capfd.readouterr()
+    (line,) = err.strip().splitlines()
+    assert out == "" and line.startswith(f"error: {path}: ") and message in line
 
 
 def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
@@ -110,24 +141,32 @@ def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
         check_resumable(path, saved["features"], saved["model"])
 
 
-def test_corrupt_ckpt_path_to_train_is_one_line(tmp_path: Path) -> None:
+def test_corrupt_ckpt_path_to_train_is_refused_before_any_work(tmp_path: Path) -> None:
+    from speechrnn.training.train import train
+
+    from support.cli import compose_config
+
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    cfg = compose_config(
+        "train", [f"ckpt_path={bad}", "data=synthetic", f"run_dir={tmp_path / 'run'}"]
+    )
+    with pytest.raises(CheckpointError) as caught:  # speechrnn-train: this line, exit 2
+        train(cfg)
+    assert str(caught.value) == f"{bad}: not a readable checkpoint (RuntimeError)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_checkpoint_to_a_hydra_script_is_one_line_exit_2(tmp_path: Path) -> None:
     from support.cli import run_console
 
     bad = tmp_path / "last.ckpt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     done = run_console(
-        "speechrnn-train",
-        f"ckpt_path={bad}",
-        "data=synthetic",
-        f"run_dir={tmp_path / 'run'}",
-        timeout=300,
+        "speechrnn-export", f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path
     )
     assert done.returncode == 2, done.stderr
-    assert (
-        done.stderr.strip().splitlines()[-1]
-        == f"error: {bad}: not a readable checkpoint (RuntimeError)"
-    )
-    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [f"error: {bad}: not a readable checkpoint (RuntimeError)"]
 
 
 def test_onnx_with_wrong_signature_is_refused(tmp_path: Path) -> None:

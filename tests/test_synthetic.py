@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speechrnn.data.files import file_lock
 from speechrnn.data.staging import read_marker
 from speechrnn.data.synth import writer
 from speechrnn.data.synth.espeak import Voice, inventory, trim_silence
@@ -286,3 +287,17 @@ def test_trim_silence_keeps_only_the_sound() -> None:
     wave[4000:6000] = np.sin(np.arange(2000) / 5.0)
     trimmed = trim_silence(wave)
     assert 2000 <= trimmed.size <= 2320 and trim_silence(np.zeros(800, np.float32)).size == 0
+
+
+def test_a_live_builds_partial_dir_is_kept_and_a_dead_ones_swept(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    live = tmp_path / ".corpus.partial-otherhost-1"
+    dead = tmp_path / ".corpus.partial-otherhost-2"
+    for partial in (live, dead):
+        (partial / "yes").mkdir(parents=True)
+        (tmp_path / f"{partial.name}.lock").touch()
+    with file_lock(tmp_path / f"{live.name}.lock"):  # a build still running, on any host
+        synthesize(out, ["yes"], speakers=2, progress=False)
+        assert live.is_dir() and not dead.exists()
+        assert not (tmp_path / f"{dead.name}.lock").exists()
+    assert read_marker(out)["clips"] == 2

@@ -1,9 +1,8 @@
-"""Local file helpers for the data layer: SHA-256, free space, process locks."""
+"""Local file helpers for the data layer: SHA-256, free space, advisory locks."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,15 +78,21 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def abandoned(path: Path) -> bool:
-    """Whether `path` (named `...-<pid>` or `...-<pid>.<ext>`) was left by a process now gone."""
-    pid = path.name.rsplit("-", 1)[-1].split(".")[0]
-    if not pid.isdigit():
+def lock_is_free(path: Path) -> bool:
+    """True when no process (on any host sharing the lock, see file_lock) holds `path`'s flock;
+    False when one does, or when it cannot be told (no such file, no advisory locks)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: cannot tell, so assume it is held
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+        handle = path.open("rb")  # never created here: a missing lock tells nothing
+    except OSError:
         return False
-    return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True

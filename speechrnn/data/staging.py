@@ -1,16 +1,21 @@
-"""All-or-nothing output dirs: build beside the target, write a completion marker last, rename."""
+"""All-or-nothing output dirs: build beside the target, write a completion marker last, rename.
+
+A build holds an flock on its partial dir's `.lock` file while it runs; a partial dir whose lock
+nobody holds was left by a killed build (on any host sharing the file system) and is swept.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from speechrnn.data.files import abandoned
+from speechrnn.data.files import file_lock, lock_is_free
 from speechrnn.errors import DataError
 
 MARKER = ".speechrnn-complete.json"  # its presence means the dir was finished
@@ -57,28 +62,36 @@ def is_complete(target: Path, key: Mapping[str, Any]) -> bool:
 @contextmanager
 def staged(target: Path) -> Iterator[Path]:
     """Yield a fresh build dir beside `target`; renamed onto it on success, removed on failure."""
-    partial = _partial_dir(target)
-    try:
-        yield partial
-        partial.rename(target)
-    except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-
-
-def _partial_dir(target: Path) -> Path:
-    """`.<name>.partial-<pid>` beside `target`; ones left by killed processes are removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(target)
+    partial = target.parent / f".{target.name}.partial-{socket.gethostname()}-{os.getpid()}"
+    lock = _lock_of(partial)
+    try:
+        with file_lock(lock):
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            try:
+                yield partial
+                partial.rename(target)
+            except OSError as exc:
+                raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _sweep(target: Path) -> None:
+    """Remove the partial dirs of `target` whose builds are gone (their locks are free). A build
+    locks before it makes its dir, so a dir whose lock is free is never a live build's."""
     for stale in target.parent.glob(f".{target.name}.partial-*"):
-        if abandoned(stale):
+        if stale.is_dir() and lock_is_free(_lock_of(stale)):
             shutil.rmtree(stale, ignore_errors=True)
-    path = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir()
-    return path
+            _lock_of(stale).unlink(missing_ok=True)
+
+
+def _lock_of(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".lock")
 
 
 def _show(value: Any) -> str:

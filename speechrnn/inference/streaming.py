@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
+from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, window_energy
 from speechrnn.errors import ConfigError
 from speechrnn.inference.decisions import Detection
 from speechrnn.labels import SILENCE, UNKNOWN
@@ -62,14 +62,16 @@ def window_starts(samples: int, hop: int, clip: int = CLIP_SAMPLES) -> np.ndarra
 def iter_windows(
     wave: np.ndarray, hop: int, batch_size: int, clip: int = CLIP_SAMPLES
 ) -> Iterator[np.ndarray]:
-    """(b, clip) float32 batches of the sliding windows of (T,) `wave`, zero-padded both ends."""
+    """(b, clip) float32 batches of the sliding windows of (T,) `wave`, zero-padded both ends.
+
+    Each batch is cut from the wave on its own: memory is one batch, however long the audio."""
     starts = window_starts(wave.shape[0], hop, clip)
-    lead = int(-starts[0])
-    padded = np.zeros(lead + int(starts[-1]) + clip, dtype=np.float32)  # (T',)
-    padded[lead : lead + wave.shape[0]] = wave
-    view = np.lib.stride_tricks.sliding_window_view(padded, clip)[::hop]  # (N, clip)
-    for first in range(0, view.shape[0], batch_size):
-        yield np.ascontiguousarray(view[first : first + batch_size])
+    for first in range(0, starts.shape[0], batch_size):
+        lo, hi = int(starts[first]), int(starts[min(first + batch_size, starts.shape[0]) - 1])
+        span = np.zeros(hi - lo + clip, dtype=np.float32)  # (b * hop + clip,) roughly
+        inside = wave[max(0, lo) : hi + clip]
+        span[max(0, -lo) : max(0, -lo) + inside.shape[0]] = inside
+        yield np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(span, clip)[::hop])
 
 
 def smooth(posteriors: np.ndarray, windows: int) -> np.ndarray:
@@ -240,13 +242,14 @@ def frame_db(wave: np.ndarray) -> np.ndarray:
 
 
 def frame_levels(wave: np.ndarray, partial: bool = False) -> np.ndarray:
-    """(F,) dB of the whole frames of (T,) `wave`, or of all of it as one frame if `partial`."""
+    """(F,) dB of the whole frames of (T,) `wave`, or of all of it as one frame if `partial`;
+    computed in blocks, so an hour of audio costs one block of memory, not (F, FRAME)."""
     if partial:
         power = np.square(wave, dtype=np.float64).sum() / max(1, wave.shape[0])
         return np.array([10.0 * np.log10(power + 1e-10)])
-    view = np.lib.stride_tricks.sliding_window_view(wave, FRAME)[::FRAME_HOP]  # (F, FRAME)
-    frames = np.ascontiguousarray(view, dtype=np.float64)  # (F, FRAME)
-    return 10.0 * np.log10((frames**2).sum(axis=1) / FRAME + 1e-10)
+    count = (wave.shape[0] - FRAME) // FRAME_HOP + 1
+    energy = np.concatenate([e for _, e in window_energy(wave, FRAME, FRAME_HOP, count)])  # (F,)
+    return 10.0 * np.log10(energy / FRAME + 1e-10)
 
 
 def speech_span(level: np.ndarray, first: float, last: float) -> tuple[float, float]:
