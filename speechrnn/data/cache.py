@@ -264,8 +264,11 @@ def _open_cached(folder: Path, name: str, fingerprint: str) -> tuple[dict[str, A
         return None
     if not isinstance(manifest, dict) or manifest.get("fingerprint") != fingerprint:
         return None
+    if manifest.get("format") != FORMAT or "digest" not in manifest:
+        log.info("%s: made by another speechrnn version; rebuilding the %s cache", path, name)
+        return None
     try:
-        if manifest.pop("digest", None) != _digest(manifest) or manifest["format"] != FORMAT:
+        if manifest.pop("digest") != _digest(manifest):
             raise ValueError("digest")
         array = np.load(folder / manifest["file"], mmap_mode="r")
         rows = len(manifest["paths"]) if "paths" in manifest else sum(manifest["lengths"])
