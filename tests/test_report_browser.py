@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,8 @@ from speechrnn.evaluation.evaluate import evaluate
 from speechrnn.evaluation.longform import LongformConfig
 from speechrnn.evaluation.streaming_eval import StreamingSettings
 
-CHROME_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-)  # fmt: skip
+from support.browser import headless_chromium
+
 MEDIA_STATE = """
 const done = arguments[arguments.length - 1];
 const audio = [...document.querySelectorAll('audio')];
@@ -59,23 +55,8 @@ def test_report_holds_streaming_scores_clips_and_curves(report: Path) -> None:
     assert f"(clips/{wavs[0].name})" in markdown
 
 
-def _driver(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-
-
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    missing = [name for name in ("chromium", "chromedriver") if not shutil.which(name)]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (Debian: apt install chromium "
-                    "chromium-driver)")  # fmt: skip
-    driver = _driver(tmp_path / "profile")
+    driver = headless_chromium(tmp_path / "profile")
     try:
         driver.set_script_timeout(60)
         driver.get((report / "report.html").as_uri())

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from speechrnn.inference.predict import load_model
 
+from support.browser import headless_chromium
 from support.cli import console_script
 from support.inference import spoken_recording, write
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver on PATH"
-)
 SCRIPT = ["yes", "cat", "down", "no"]  # cat is an _unknown_ word: never listed
 LEAD = 1.5  # seconds of silence before the first word
 TOLERANCE = 0.3  # seconds: the live start times against the words' true starts
@@ -46,26 +43,21 @@ def server(trained_checkpoint: Path) -> Iterator[tuple[str, list[str]]]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    """start(microphone WAV) -> a headless Chromium whose microphone plays that file."""
 
-    def start(microphone: Path) -> webdriver.Chrome:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM  # type: ignore[assignment]
-        profile = tempfile.mkdtemp(dir=tmp_path)
-        for flag in (
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={profile}", "--window-size=1200,1000",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={microphone}",
-            "--autoplay-policy=no-user-gesture-required",
-        ):  # fmt: skip
-            options.add_argument(flag)
-        drivers.append(webdriver.Chrome(options=options, service=Service(DRIVER)))
+    def start(microphone: Path) -> object:
+        drivers.append(
+            headless_chromium(
+                Path(tempfile.mkdtemp(dir=tmp_path)),
+                "--window-size=1200,1000",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone}",
+            )
+        )
         return drivers[-1]
 
-    drivers: list[webdriver.Chrome] = []
+    drivers: list[Any] = []
     yield start
     for driver in drivers:
         driver.quit()
