@@ -33,6 +33,12 @@ def from_mapping(cls: type[T], values: Mapping[str, Any] | None, section: str) -
         raise ConfigError(f"{section}: {exc}") from None
 
 
+def top_level(cls: type[T], cfg: Mapping[str, Any], command: str) -> T:
+    """Build `cls` from those top-level keys of a command's config that are its fields."""
+    keys = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return from_mapping(cls, {k: v for k, v in cfg.items() if k in keys}, command)
+
+
 def _plain(values: Any) -> Any:
     """OmegaConf containers to plain Python, resolving interpolations; `???` becomes an error."""
     try:

@@ -7,14 +7,13 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from speechrnn.audio import PCM_SCALE
-from speechrnn.config import from_mapping, hydra_output_dir
+from speechrnn.config import from_mapping, hydra_output_dir, top_level
 from speechrnn.console import counting
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, load_split
@@ -93,8 +92,7 @@ def evaluate(
 
 def evaluate_config(cfg: Any) -> Path:
     """Hydra adapter for speechrnn-eval (conf/eval.yaml)."""
-    keys = {f.name for f in fields(EvalConfig)}
-    settings = from_mapping(EvalConfig, {k: v for k, v in cfg.items() if k in keys}, "eval")
+    settings = top_level(EvalConfig, cfg, "eval")
     streaming = None
     if settings.streaming:
         streaming = StreamingSettings(

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speechrnn.augment import AugmentConfig
 from speechrnn.checkpoint import check_resumable
-from speechrnn.config import from_mapping, hydra_multirun, hydra_output_dir
+from speechrnn.config import from_mapping, hydra_multirun, hydra_output_dir, top_level
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
@@ -47,8 +47,7 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, cfg: Any) -> TrainSettings:
-        keys = {f.name for f in fields(RunConfig)}
-        run = from_mapping(RunConfig, {k: v for k, v in cfg.items() if k in keys}, "train")
+        run = top_level(RunConfig, cfg, "train")
         run_dir = Path(run.run_dir or hydra_output_dir())
         ckpt = run.ckpt_path
         if run.resume and not ckpt:
