@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from speechrnn.errors import ConfigError
 from speechrnn.inference.export import ExportConfig, ExportResult, export_config
 from speechrnn.inference.predict import load_model
+from speechrnn.inference.quantize import HALF_MIN_ELEMENTS
 
 from support.cli import run_console
 from support.inference import run_cli, write
@@ -37,6 +38,12 @@ def test_int8_model_is_smaller_and_agrees_with_the_float_model(
     graph = onnx.load(exported.int8_path)
     ops = {node.op_type for node in graph.graph.node}
     assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops
+    large_float = [
+        init.name
+        for init in graph.graph.initializer
+        if init.data_type == onnx.TensorProto.FLOAT and np.prod(init.dims) >= HALF_MIN_ELEMENTS
+    ]
+    assert not large_float  # the float constants left after quantization are stored as float16
     meta = {p.key: p.value for p in graph.metadata_props}
     assert meta["quantization"].startswith("int8 dynamic") and json.loads(meta["labels"])
     scored = exported.int8

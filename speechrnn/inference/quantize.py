@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,11 +14,18 @@ from speechrnn.data.splits import load_split
 from speechrnn.inference.backends import OnnxBackend
 from speechrnn.labels import SILENCE, UNKNOWN
 
+if TYPE_CHECKING:
+    import onnx
+
 QUANTIZATIONS = ("int8",)
 # onnxruntime quantizes LSTM only dynamically (its static QLinear/QDQ registries have no LSTM),
 # so the recurrent weights, the bulk of the model, are int8 with activations quantized per call.
 QUANTIZED_OPS = ["LSTM", "MatMul"]
-METHOD = "int8 dynamic (onnxruntime quantize_dynamic, QInt8 weights: LSTM, MatMul)"
+METHOD = (
+    "int8 dynamic (onnxruntime quantize_dynamic, QInt8 weights: LSTM, MatMul; "
+    "other float constants stored as float16)"
+)
+HALF_MIN_ELEMENTS = 256  # float constants this large are stored as float16 and cast back on load
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ def quantize_int8(float_path: Path, out: Path) -> Path:
     The graph is constant-folded first (a bidirectional LSTM's weights are exported as
     Slice/Concat of its two directions, which the quantizer skips unless folded). The MFCC
     front end (mel filterbank and DCT matrix products) stays float: it is tiny and feeds
-    everything after it.
+    everything after it. The float constants left (filterbank, stem, biases) are stored as
+    float16 and cast back to float32 when onnxruntime folds the graph on load.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -65,6 +74,7 @@ def quantize_int8(float_path: Path, out: Path) -> Path:
     finally:
         folded.unlink(missing_ok=True)
     quantized = onnx.load(str(out))
+    _store_half(quantized.graph)
     del quantized.metadata_props[:]
     for prop in onnx.load(str(float_path)).metadata_props:
         quantized.metadata_props.add().CopyFrom(prop)
@@ -72,6 +82,30 @@ def quantize_int8(float_path: Path, out: Path) -> Path:
     entry.key, entry.value = "quantization", METHOD
     onnx.save_model(quantized, str(out))
     return out
+
+
+def _store_half(graph: onnx.GraphProto) -> None:
+    """Store every large float32 initializer as float16 behind a Cast to float32 of its name."""
+    import onnx
+    from onnx import numpy_helper
+
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size < HALF_MIN_ELEMENTS:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(values.astype(np.float16), f"{name}_float16"))
+        casts.append(
+            onnx.helper.make_node(
+                "Cast", [init.name], [name], name=f"{name}_to_float", to=onnx.TensorProto.FLOAT
+            )
+        )
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
 
 
 def _fold_constants(path: Path, out: Path) -> None:
