@@ -136,6 +136,7 @@ def train_sections() -> dict[str, type]:
     from speechrnn.data.settings import DataConfig
     from speechrnn.features import FeatureConfig
     from speechrnn.model import ModelConfig
+    from speechrnn.training.distil import DistilConfig
     from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
 
     return {
@@ -146,6 +147,7 @@ def train_sections() -> dict[str, type]:
         "features": FeatureConfig,
         "augment": AugmentConfig,
         "optim": OptimConfig,
+        "distil": DistilConfig,
     }
 
 

@@ -14,6 +14,7 @@ from speechrnn.audio import PCM_SCALE
 from speechrnn.augment import AugmentConfig, NoiseBank, batch_seed
 from speechrnn.augment import augment as augment_waves
 from speechrnn.data.corpus import Corpus, open_corpus, prepare
+from speechrnn.data.fitset import FitSet, fit_set
 from speechrnn.data.index import TaskPlan, plan_task
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, compose_split, load_split
@@ -42,7 +43,9 @@ class SplitStore:
         self.host = waves  # (N, T) int16, usually a memmap
         self.targets = torch.from_numpy(np.ascontiguousarray(targets, np.int64))  # (N,)
         self.resident = resident
+        self.soft: torch.Tensor | None = None  # (N, C) float32 soft labels, when distilling
         self._on: dict[torch.device, tuple[torch.Tensor | None, torch.Tensor]] = {}
+        self._soft_on: dict[torch.device, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -59,6 +62,14 @@ class SplitStore:
             picked = torch.from_numpy(self.host[safe.cpu().numpy()])  # (B, T) int16
             return picked.to(device, non_blocking=True), targets[safe]
         return waves[safe], targets[safe]
+
+    def soft_for(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B,) rows -> their soft labels (B, C) on the rows' device (row -1 gets row 0's)."""
+        if self.soft is None:
+            raise RuntimeError("no soft labels attached to this split")
+        if rows.device not in self._soft_on:
+            self._soft_on[rows.device] = self.soft.to(rows.device)
+        return self._soft_on[rows.device][rows.clamp(min=0)]
 
     def _upload(self, device: torch.device) -> torch.Tensor:
         out = torch.empty(self.host.shape, dtype=torch.int16, device=device)  # (N, T)
@@ -131,7 +142,8 @@ def _unwrap(item: RowBatch) -> RowBatch:
 
 
 class SpeechCommandsDataModule(L.LightningDataModule):
-    """Batches `(waves float32 (B, 16000), targets int64 (B,))`; augmentation on the device."""
+    """Batches `(waves float32 (B, 16000), targets int64 (B,))`, training batches also their soft
+    labels (B, C) when distilling; augmentation on the device."""
 
     def __init__(
         self, data: DataConfig, augment: AugmentConfig, seed: int = 0, progress: bool = True
@@ -140,6 +152,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.data, self.augment_config, self.seed, self.progress = data, augment, seed, progress
         self.labels: list[str] = []
         self.corpus: Corpus | None = None
+        self.fit: FitSet | None = None
         self.train_plan: TaskPlan | None = None
         self._stores: dict[str, SplitStore] = {}
         self._eval_sets: dict[str, SplitData] = {}
@@ -155,14 +168,29 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             return
         self.corpus = open_corpus(self.data, self.progress)
         self.labels = self.corpus.labels(self.data)
-        train = self.corpus.split("train")
-        self.train_plan = plan_task(
-            train.words, self.labels, self.data.silence_share, self.data.unknown_share
-        )
+        self.fit = fit_set(self.corpus, self.data.fit_on)
+        self.train_plan = self._plan(self.fit.words)
         if not self.train_plan.known.size:
             raise DataError(f"{self.corpus.root}: the train split has no clips of the task's words")
-        self._stores["train"] = SplitStore(train.waves, self.train_plan.targets, self._resident)
+        self._stores["train"] = SplitStore(self.fit.waves, self.train_plan.targets, self._resident)
         self._bank = self.corpus.noise()
+
+    def _plan(self, words: tuple[str, ...]) -> TaskPlan:
+        return plan_task(words, self.labels, self.data.silence_share, self.data.unknown_share)
+
+    def schedule_epochs(self, max_epochs: int) -> int:
+        """Epochs over the fitted clips that take as many steps as `max_epochs` over the train
+        split alone: a final fit keeps the schedule chosen on validation."""
+        fit = self._require(self.fit)
+        if not fit.final:
+            return max_epochs
+        train = self._plan(fit.words[: fit.train_clips])
+        train_clips = int(train.known.size) + train.n_unknown + train.n_silence
+        return max(1, round(max_epochs * train_clips / self.num_train_clips))
+
+    def attach_soft_labels(self, soft: np.ndarray) -> None:
+        """Soft labels (N, C), one per fitted clip: training batches carry them (distillation)."""
+        self._stores["train"].soft = torch.from_numpy(np.ascontiguousarray(soft, np.float32))
 
     @property
     def num_train_clips(self) -> int:
@@ -215,9 +243,11 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return self.gather(batch, augment=training and batch.split == "train")
 
-    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)) on their device."""
-        pcm, targets = self._stores[batch.split].gather(batch.rows)  # (B, T), (B,)
+    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, ...]:
+        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)[, soft labels
+        (B, C)]) on their device."""
+        store = self._stores[batch.split]
+        pcm, targets = store.gather(batch.rows)  # (B, T), (B,)
         waves = pcm.float().mul_(1.0 / PCM_SCALE)  # (B, T)
         if batch.split != "train":
             return waves, targets
@@ -230,7 +260,14 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             targets[: batch.silent] = plan.silence_target
         if augment:
             waves = augment_waves(waves, self.augment_config, self._bank_on(device), gen)
-        return waves, targets
+        if store.soft is None:
+            return waves, targets
+        soft = store.soft_for(batch.rows)  # (B, C)
+        if batch.silent:  # noise cut for this batch: no teacher has seen it
+            soft[: batch.silent] = torch.nn.functional.one_hot(
+                targets[: batch.silent], soft.shape[1]
+            ).to(soft.dtype)
+        return waves, targets, soft
 
     def _eval_loader(self, split: str) -> DataLoader:
         size = len(self.eval_set(split))

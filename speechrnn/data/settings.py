@@ -12,6 +12,10 @@ from speechrnn.errors import ConfigError
 from speechrnn.labels import COMMANDS, RESERVED_PREFIX
 
 OFFICIAL_TEST_SET = "official"
+FIT_SETS: dict[str, tuple[str, ...]] = {  # data.fit_on: the splits a model is trained on
+    "train": ("train",),
+    "train+validation": ("train", "validation"),  # a final fit, once the settings are chosen
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class DataConfig:
     test_set: str | None = None  # null: the corpus's test split; official; or a local dir
     test_url: str | None = source_url("test_v0.02")
     test_sha256: str | None = source_sha256("test_v0.02")
+    fit_on: str = "train"  # train | train+validation (a final fit: validation clips trained on)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -60,6 +65,10 @@ class DataConfig:
         if self.test_set == OFFICIAL_TEST_SET and not self.test_url:
             raise ConfigError(
                 "data.test_set=official needs data.test_url (the official test-set archive)"
+            )
+        if self.fit_on not in FIT_SETS:
+            raise ConfigError(
+                f"data.fit_on must be one of {', '.join(FIT_SETS)}, got {self.fit_on!r}"
             )
         for name in ("synthetic_speakers", "cache_workers"):
             value = getattr(self, name)

@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from speechrnn.augment import batch_seed, mixup
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
+from speechrnn.training.distil import distillation_loss
 from speechrnn.training.settings import OptimConfig
 
 
@@ -26,12 +27,15 @@ class SpeechCommandsModule(L.LightningModule):
         model: dict[str, Any],
         optim: dict[str, Any],
         seed: int = 0,
+        distil_weight: float = 0.0,
+        distil_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = StackedLSTMClassifier(labels, FeatureConfig(**features), ModelConfig(**model))
         self.optim = OptimConfig(**optim)
         self.seed = seed
+        self.distil_weight, self.distil_temperature = distil_weight, distil_temperature
         classes = len(labels)
         self.train_acc = MulticlassAccuracy(num_classes=classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=classes, average="micro")
@@ -47,17 +51,19 @@ class SpeechCommandsModule(L.LightningModule):
         share = batch_idx * self.trainer.world_size + self.global_rank
         torch.manual_seed(batch_seed(self.seed, self.current_epoch, share))
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        waves, targets = batch  # (B, T), (B,)
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        waves, targets, *soft = batch  # (B, T), (B,)[, soft labels (B, C) when distilling]
         weighted = [(targets, 1.0)]
         if self.optim.mixup > 0:
             waves, partner, lam = mixup(waves, self.optim.mixup)
             weighted = [(targets, lam), (targets[partner], 1.0 - lam)]
+            soft = [lam * s + (1.0 - lam) * s[partner] for s in soft]  # (B, C)
         logits = self.model(waves)  # (B, classes)
         smoothing = self.optim.label_smoothing
         loss = sum(w * F.cross_entropy(logits, t, label_smoothing=smoothing) for t, w in weighted)
+        if soft:
+            taught = distillation_loss(logits, soft[0], self.distil_temperature)
+            loss = (1.0 - self.distil_weight) * loss + self.distil_weight * taught
         targets = max(weighted, key=lambda pair: pair[1])[0]  # the louder of each pair
         self.train_acc(logits, targets)
         self.log("train/loss", loss, prog_bar=True, batch_size=targets.shape[0])

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,17 @@ from speechrnn.augment import AugmentConfig
 from speechrnn.checkpoint import check_resumable
 from speechrnn.config import from_mapping, hydra_multirun, hydra_output_dir, top_level
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
-from speechrnn.data.settings import DataConfig
+from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig
+from speechrnn.training.distil import (
+    DistilConfig,
+    cached_soft_labels,
+    ensemble_probabilities,
+    load_teachers,
+    teacher_checkpoints,
+)
 from speechrnn.training.module import SpeechCommandsModule
 from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
 
@@ -37,6 +44,7 @@ class TrainSettings:
     features: FeatureConfig
     augment: AugmentConfig
     optim: OptimConfig
+    distil: DistilConfig
     seed: int
     run_dir: Path
     ckpt_path: Path | None
@@ -65,13 +73,17 @@ class TrainSettings:
                 "trainer.strategy=ddp cannot run in a -m sweep: Lightning starts each further "
                 "process by running the whole command again; run the settings one at a time"
             )
+        data = from_mapping(DataConfig, cfg.data, "data")
+        if data.fit_on != "train":
+            _check_final_fit(data.fit_on, run, trainer)
         return cls(
-            data=from_mapping(DataConfig, cfg.data, "data"),
+            data=data,
             model=from_mapping(ModelConfig, cfg.model, "model"),
             trainer=trainer,
             features=from_mapping(FeatureConfig, cfg.features, "features"),
             augment=from_mapping(AugmentConfig, cfg.augment, "augment"),
             optim=from_mapping(OptimConfig, cfg.optim, "optim"),
+            distil=from_mapping(DistilConfig, cfg.distil, "distil"),
             seed=run.seed,
             run_dir=run_dir,
             ckpt_path=Path(ckpt) if ckpt else None,
@@ -80,6 +92,21 @@ class TrainSettings:
             test=run.test,
             objective=run.objective,
         )
+
+
+def _check_final_fit(fit_on: str, run: RunConfig, trainer: TrainerConfig) -> None:
+    """A final fit trains on the validation clips, so nothing may be chosen on them."""
+    chooses = {
+        "test_checkpoint=best": run.test_checkpoint == "best",
+        "trainer.early_stopping_patience": trainer.early_stopping_patience > 0,
+        "objective=best_val_acc": run.objective == "best_val_acc",
+    }
+    for what, used in chooses.items():
+        if used:
+            raise ConfigError(
+                f"data.fit_on={fit_on} trains on the validation clips, so {what} cannot choose "
+                "on them: choose the settings with data.fit_on=train first"
+            )
 
 
 class Throughput(L.Callback):
@@ -128,18 +155,32 @@ def train(cfg: Any) -> dict[str, Any]:
     datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=settings.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    teachers = _attach_teachers(settings, datamodule)
+    chosen_epochs = settings.trainer.max_epochs
+    epochs = datamodule.schedule_epochs(chosen_epochs)
+    settings = replace(settings, trainer=replace(settings.trainer, max_epochs=epochs))
     module = SpeechCommandsModule(
         labels=list(datamodule.labels),
         features=asdict(settings.features),
         model=asdict(settings.model),
         optim=asdict(settings.optim),
         seed=settings.seed,
+        distil_weight=settings.distil.weight if teachers else 0.0,
+        distil_temperature=settings.distil.temperature,
     )
     throughput = Throughput()
     trainer = _make_trainer(settings, throughput)
+    teacher: dict[str, Any] | None = None
     if trainer.is_global_zero:
         parameters, labels = module.model.num_parameters(), len(datamodule.labels)
         print(f"model: {parameters:,} parameters, {labels} labels")
+        if settings.data.fit_on != "train":
+            print(
+                f"final fit on {settings.data.fit_on}: {datamodule.num_train_clips:,} clips an "
+                f"epoch; {epochs} epochs take the steps of {chosen_epochs} over the train split"
+            )
+        if teachers:
+            teacher = _teacher_scores(teachers, datamodule, settings.test)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
     wall = time.perf_counter() - started
@@ -160,6 +201,8 @@ def train(cfg: Any) -> dict[str, Any]:
     metrics = _run_metrics(trainer, module, best, tested, wall, throughput)
     metrics["val_clips"] = int(val_clips) if val_clips is not None else None  # all processes
     metrics["tested_checkpoint"] = str(chosen) if chosen and settings.test else None
+    metrics["fit_on"] = settings.data.fit_on
+    metrics["teacher"] = teacher
     if settings.test and settings.evaluate and chosen is not None:
         metrics["report_dir"] = str(_write_report(chosen, settings, run_dir))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -167,6 +210,44 @@ def train(cfg: Any) -> dict[str, Any]:
     tail = f"  test/acc {test}" if settings.test else ""
     print(f"run dir: {run_dir}  best val/acc {val}{tail}")
     return metrics
+
+
+def _attach_teachers(settings: TrainSettings, datamodule: SpeechCommandsDataModule) -> list[Path]:
+    """With distil.teachers set: their cached soft labels ride along with every training clip."""
+    if not settings.distil.teachers:
+        return []
+    paths = teacher_checkpoints(settings.distil.teachers)
+    fit = datamodule.fit
+    corpus = datamodule.corpus
+    assert fit is not None and corpus is not None  # setup() has run
+    identity = f"{fit.fit_on}:{corpus.index.fingerprint(fit.paths)}"
+    soft = cached_soft_labels(
+        paths,
+        datamodule.labels,
+        fit.waves,
+        identity,
+        settings.distil,
+        cache_root(settings.data) / "teachers",
+    )
+    datamodule.attach_soft_labels(soft)
+    return paths
+
+
+def _teacher_scores(
+    paths: list[Path], datamodule: SpeechCommandsDataModule, test: bool
+) -> dict[str, Any]:
+    """The teachers' ensemble (averaged posteriors) scored like the student: its own accuracy."""
+    models = load_teachers(paths, datamodule.labels)
+    scores: dict[str, Any] = {"checkpoints": [str(p) for p in paths]}
+    for split, key in (("validation", "val_acc"), ("test", "test_acc")):
+        if split == "test" and not test:
+            continue
+        data = datamodule.eval_set(split)
+        probs = ensemble_probabilities(models, data.waves, what=f"teachers on {split}")
+        scores[key] = float((probs.argmax(axis=1) == data.targets).mean())
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "checkpoints")
+    print(f"teacher: an ensemble of {len(paths)} checkpoints; {shown}")
+    return scores
 
 
 def _quiet_lightning() -> None:

@@ -1,0 +1,166 @@
+"""Ensemble distillation: teachers found, soft labels averaged and cached, the student trained."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.errors import ConfigError
+from speechrnn.inference.backends import TorchBackend
+from speechrnn.training import distil
+from speechrnn.training.distil import (
+    DistilConfig,
+    cached_soft_labels,
+    distillation_loss,
+    teacher_checkpoints,
+)
+from speechrnn.training.train import train
+
+from support.cli import compose_config, run_console
+
+TONE_TASK = 'data.words=["yes","no","up","down"]'
+
+
+@pytest.fixture(scope="module")
+def teachers(tone_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sweep dir of two teacher runs (the tone model and a copy of it)."""
+    sweep = tmp_path_factory.mktemp("teachers")
+    for run in ("0", "1"):
+        (sweep / run / "checkpoints").mkdir(parents=True)
+        shutil.copy(tone_checkpoint, sweep / run / "checkpoints" / "last.ckpt")
+    return sweep
+
+
+def _student(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        f"data.root={corpus}",
+        TONE_TASK,
+        "data.batch_size=16",
+        "model=lstm_small",
+        "model.hidden_size=16",
+        "trainer=cpu",
+        "trainer.progress_bar=false",
+        "trainer.max_epochs=2",
+        "evaluate=false",
+        f"run_dir={run_dir}",
+        *extra,
+    ]
+
+
+def test_teachers_are_checkpoints_run_dirs_or_sweep_dirs(teachers: Path, tmp_path: Path) -> None:
+    runs = [teachers / r / "checkpoints" / "last.ckpt" for r in ("0", "1")]
+    assert teacher_checkpoints([str(teachers)]) == runs
+    assert teacher_checkpoints([str(teachers / "1"), str(runs[0])]) == [runs[1], runs[0]]
+    with pytest.raises(ConfigError, match=r"distil.teachers: .*empty is no checkpoint, run dir"):
+        teacher_checkpoints([str(tmp_path / "empty")])
+
+
+def test_soft_labels_average_the_teachers_and_are_computed_once(
+    teachers: Path, tone_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels = TorchBackend(tone_checkpoint).labels
+    waves = np.random.default_rng(0).integers(-8000, 8000, (5, 16000)).astype(np.int16)
+    paths = teacher_checkpoints([str(teachers)])
+    config = DistilConfig(temperature=1.0)
+    soft = cached_soft_labels(paths, labels, waves, "clips-a", config, tmp_path)
+    expected = TorchBackend(tone_checkpoint)(waves.astype(np.float32) / 32768.0)  # (5, C)
+    np.testing.assert_allclose(soft, expected, atol=1e-5)
+    warm = DistilConfig(temperature=4.0)
+    softer = cached_soft_labels(paths, labels, waves, "clips-a", warm, tmp_path)
+    assert softer.max(axis=1).mean() < soft.max(axis=1).mean()  # T softens the posteriors
+
+    def no_teacher(*args: object) -> None:
+        raise AssertionError("the teachers ran again")
+
+    monkeypatch.setattr(distil, "load_teachers", no_teacher)
+    again = cached_soft_labels(paths, labels, waves, "clips-a", config, tmp_path)
+    np.testing.assert_array_equal(again, soft)
+    with pytest.raises(AssertionError, match="ran again"):  # other clips: another cache entry
+        cached_soft_labels(paths, labels, waves, "clips-b", config, tmp_path)
+
+
+def test_distillation_loss_is_the_tempered_kl_divergence() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    t = 2.0
+    own = (logits / t).softmax(dim=-1)
+    assert distillation_loss(logits, own, t).abs() < 1e-6  # nothing to learn from itself
+    soft = torch.tensor([[0.2, 0.7, 0.1], [1.0, 0.0, 0.0]])
+    kl = (soft * (soft.clamp(min=1e-12).log() - (logits / t).log_softmax(-1))).sum(-1).mean()
+    torch.testing.assert_close(distillation_loss(logits, soft, t), kl * t**2)
+    assert F.cross_entropy(logits, soft.argmax(-1)) > 0  # the true-label term is separate
+
+
+def test_student_learns_from_the_teachers_and_reports_their_ensemble(
+    teachers: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
+    overrides = _student(toy_corpus, tmp_path / "run", f"distil.teachers={teachers}")
+    metrics = train(compose_config("train", overrides))
+    teacher = metrics["teacher"]
+    assert len(teacher["checkpoints"]) == 2 and 0.0 <= teacher["val_acc"] <= 1.0
+    assert 0.0 <= teacher["test_acc"] <= 1.0
+    student = load_checkpoint(metrics["tested_checkpoint"])  # an ordinary checkpoint
+    assert student.labels == TorchBackend(teachers / "0" / "checkpoints" / "last.ckpt").labels
+    hparams = torch.load(metrics["tested_checkpoint"], weights_only=True)["hyper_parameters"]
+    assert hparams["distil_weight"] == 0.5 and hparams["distil_temperature"] == 2.0
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["teacher"] == teacher
+    assert list((Path(os.environ["SPEECHRNN_CACHE"]) / "teachers").glob("*.npy"))
+
+
+def test_training_batches_carry_soft_labels_and_silence_keeps_its_own(
+    teachers: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
+    from speechrnn.augment import AugmentConfig
+    from speechrnn.data.datamodule import SpeechCommandsDataModule
+    from speechrnn.data.settings import DataConfig
+
+    data = DataConfig(root=str(toy_corpus), words=("yes", "no", "up", "down"), batch_size=16)
+    module = SpeechCommandsDataModule(data, AugmentConfig(), progress=False)
+    module.prepare_data()
+    module.setup("fit")
+    assert module.fit is not None
+    soft = np.full((len(module.fit.paths), len(module.labels)), 1.0 / len(module.labels))
+    module.attach_soft_labels(soft.astype(np.float32))
+    for batch in module.train_dataloader():
+        _, targets, labels = module.gather(batch, augment=True)
+        assert labels.shape == (len(targets), len(module.labels))
+        silent = labels[: batch.silent]
+        assert (silent.argmax(dim=1) == module.labels.index("_silence_")).all()
+        assert (silent.max(dim=1).values == 1.0).all()
+        torch.testing.assert_close(
+            labels[batch.silent :].sum(dim=1), torch.ones(len(targets) - batch.silent)
+        )
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("distil.weight=1.5", "distil.weight must be in [0, 1], got 1.5"),
+        ("distil.temperature=0", "distil.temperature must be positive, got 0"),
+        ("distil.teachers=[nowhere]", "distil.teachers: nowhere is no checkpoint, run dir"),
+    ],
+)
+def test_bad_distillation_settings_are_one_error_line(
+    toy_corpus: Path, tmp_path: Path, override: str, needle: str
+) -> None:
+    done = run_console("speechrnn-train", *_student(toy_corpus, tmp_path, override))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+
+
+def test_teachers_of_another_task_are_refused(
+    teachers: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
+    overrides = _student(toy_corpus, tmp_path, f"distil.teachers={teachers}")
+    overrides[1] = 'data.words=["yes","no","up"]'
+    with pytest.raises(ConfigError, match=r"has labels .*; the student's are"):
+        train(compose_config("train", overrides))
