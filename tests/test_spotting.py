@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,20 @@ def test_trigger_time_is_when_the_detection_fires() -> None:
     assert trigger_times(samples, posteriors, LABELS, config, [found]) == [
         pytest.approx(starts[fired[0]] + 1.0)
     ]
+
+
+def test_trigger_time_stays_at_its_word_when_the_stored_probability_is_rounded() -> None:
+    config = StreamConfig(stride=0.1, average=0.0, suppress=1.0, threshold=0.7)
+    posteriors = _posteriors([0.0, 0.9, 0.0, *[0.0] * 60, 0.9 + 1e-6, 0.0])
+    samples = (posteriors.shape[0] - 9) * config.hop
+    wave = np.zeros(samples, np.float32)
+    wave[SAMPLE_RATE : SAMPLE_RATE + 4000] = 0.5
+    found = detect(wave, posteriors, LABELS, config)[0]
+    rounded = dataclasses.replace(found, probability=found.probability + 1e-6)
+    (exact,) = trigger_times(samples, posteriors, LABELS, config, [found])
+    assert found.start <= exact <= found.end + 1.0
+    # The later window holds the rounded value exactly, but it lies 6 s past this word.
+    assert trigger_times(samples, posteriors, LABELS, config, [rounded]) == [exact]
 
 
 def test_bad_longform_settings_are_config_errors() -> None:

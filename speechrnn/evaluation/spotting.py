@@ -26,6 +26,7 @@ DEFAULT_THRESHOLDS = (
     0.999,
 )
 TARGET_FA_PER_HOUR = 1.0
+ROUNDING = 1e-9  # smoothed posteriors that differ by less are the same value
 
 
 @dataclass(frozen=True)
@@ -72,21 +73,21 @@ def trigger_times(
     config: StreamConfig,
     detections: Sequence[Detection],
 ) -> list[float]:
-    """When each detection fires: the end of the first window whose smoothed posterior is the one
-    `detect` reported for it (seconds), i.e. when the last audio it needed has arrived."""
+    """When each detection fires: the end of the first window around the detected word whose
+    smoothed posterior is the one `detect` reported for it (to rounding; else the nearest), in
+    seconds: when the last audio it needed has arrived."""
     starts = window_starts(samples, config.hop) / SAMPLE_RATE  # (N,)
     smoothed = smooth(posteriors, config.average_windows)  # (N, C)
     clip = CLIP_SAMPLES / SAMPLE_RATE
     times = []
     for det in detections:
         k = labels.index(det.label)
-        fired = np.flatnonzero(
-            (smoothed[:, k] == np.float64(det.probability)) & (starts + clip >= det.start)
-        )
-        if not fired.size:  # float rounding of the stored probability: nearest value instead
-            ok = np.flatnonzero(starts + clip >= det.start)
-            fired = ok[[int(np.argmin(np.abs(smoothed[ok, k] - det.probability)))]]
-        times.append(float(starts[fired[0]] + clip))
+        around = np.flatnonzero((starts + clip >= det.start) & (starts <= det.end + clip))
+        if not around.size:
+            around = np.flatnonzero(starts + clip >= det.start)[:1]
+        gap = np.abs(smoothed[around, k] - det.probability)  # (M,)
+        fired = around[np.flatnonzero(gap <= gap.min() + ROUNDING)[0]]
+        times.append(float(starts[fired] + clip))
     return times
 
 

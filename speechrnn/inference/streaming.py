@@ -75,8 +75,10 @@ def iter_windows(
 
 
 def smooth(posteriors: np.ndarray, windows: int) -> np.ndarray:
-    """Causal moving average over the last `windows` rows of (N, C) posteriors."""
-    csum = np.cumsum(np.vstack([np.zeros_like(posteriors[:1]), posteriors]), axis=0)  # (N+1, C)
+    """Causal moving average over the last `windows` rows of (N, C) posteriors, in float64 (a
+    float32 running sum over an hour of windows would be off by 1e-3)."""
+    rows = np.vstack([np.zeros_like(posteriors[:1]), posteriors])  # (N+1, C)
+    csum = np.cumsum(rows, axis=0, dtype=np.float64)  # (N+1, C)
     index = np.arange(posteriors.shape[0])  # (N,)
     lo = np.maximum(0, index + 1 - windows)
     return (csum[index + 1] - csum[lo]) / (index + 1 - lo)[:, None]
