@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The README's test command: make or reuse .venv, install speechrnn with its test extras, run pytest.
 # Extra arguments go to pytest (e.g. scripts/test.sh -m slow, scripts/test.sh tests/test_audio.py).
+# The test files are shared out over one pytest-xdist worker per core (at most 4; -n 0: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 "$VENV_PY" -m pip install --quiet --disable-pip-version-check -e '.[test]'
-exec "$VENV_PY" -m pytest "$@"
+workers=$(nproc 2>/dev/null || echo 1)
+if ((workers > 4)); then workers=4; fi
+if ((workers < 2)); then exec "$VENV_PY" -m pytest "$@"; fi
+exec "$VENV_PY" -m pytest -n "$workers" --dist loadfile "$@"

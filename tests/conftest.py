@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from omegaconf import DictConfig
 
 from speechrnn.config import register_configs
+from speechrnn.data.files import file_lock
 
 from support.cli import (
     SMALL_CORPUS_SPEAKERS,
@@ -22,6 +24,31 @@ from support.cli import (
 from support.loopback import LoopbackServer, serve
 
 register_configs()
+
+# The long files first: pytest-xdist (scripts/test.sh) hands files to its workers in this order.
+FIRST = ("test_demo.py", "test_cluster.py", "test_sweeps.py", "test_train.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]
+) -> Path:
+    """What `build(dir)` returns, built once per test session: under pytest-xdist the first
+    worker to ask builds it in the temp dir all workers share, the others wait and reuse it."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent
+    folder, done = base / f"built-{name}", base / f"built-{name}.done"
+    with file_lock(base / f".built-{name}.lock"):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(str(build(folder)))
+    return Path(done.read_text())
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,8 +76,11 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from speechrnn.data.synth.writer import synthesize
 
-    out = tmp_path_factory.mktemp("small_corpus") / "gsc"
-    return synthesize(out, SMALL_CORPUS_WORDS, SMALL_CORPUS_SPEAKERS, seed=0, progress=False)
+    def build(folder: Path) -> Path:
+        words, speakers = SMALL_CORPUS_WORDS, SMALL_CORPUS_SPEAKERS
+        return synthesize(folder / "gsc", words, speakers, seed=0, progress=False)
+
+    return built_once(tmp_path_factory, "small_corpus", build)
 
 
 @pytest.fixture
@@ -76,14 +106,15 @@ def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """Run dir of lstm_small trained once per session on `small_corpus` (metrics.json, report)."""
     from speechrnn.training.train import train
 
-    run_dir = tmp_path_factory.mktemp("trained_run")
-    extra = ("trainer.max_epochs=30", "optim.lr=1e-2", "model.hidden_size=128")
-    # Pinned so the inference tests' thresholds do not move with the real-speech recipe:
-    augment = ("augment.time_shift_ms=100", "augment.noise_volume=0.1", "augment.speed=0.0")
-    extra = (*extra, *augment)
-    overrides = small_task_overrides(small_corpus, run_dir, *extra)
-    train(compose_config("train", overrides))
-    return run_dir
+    def build(run_dir: Path) -> Path:
+        extra = ("trainer.max_epochs=30", "optim.lr=1e-2", "model.hidden_size=128")
+        # Pinned so the inference tests' thresholds do not move with the real-speech recipe:
+        augment = ("augment.time_shift_ms=100", "augment.noise_volume=0.1", "augment.speed=0.0")
+        overrides = small_task_overrides(small_corpus, run_dir, *extra, *augment)
+        train(compose_config("train", overrides))
+        return run_dir
+
+    return built_once(tmp_path_factory, "trained_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +128,9 @@ def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 13-word tone corpus in GSC layout, 10 speakers; read-only (copy it to change it)."""
     from support.tones import write_toy_corpus
 
-    return write_toy_corpus(tmp_path_factory.mktemp("toy") / "corpus")
+    return built_once(
+        tmp_path_factory, "toy_corpus", lambda folder: write_toy_corpus(folder / "corpus")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -106,21 +139,23 @@ def tone_checkpoint(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
     whose run dir also holds the CSV log of its learning curves."""
     from speechrnn.training.train import train
 
-    run_dir = tmp_path_factory.mktemp("tone_run")
-    overrides = [
-        "data=gsc_v2_12",
-        f"data.root={toy_corpus}",
-        'data.words=["yes","no","up","down"]',
-        "data.batch_size=16",
-        "model=lstm_small",
-        "model.hidden_size=32",
-        "trainer=cpu",
-        "trainer.progress_bar=false",
-        "trainer.max_epochs=8",
-        "trainer.log_every_n_steps=1",
-        "optim.lr=1e-2",
-        "evaluate=false",
-        f"run_dir={run_dir}",
-    ]
-    train(compose_config("train", overrides))
-    return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
+    def build(run_dir: Path) -> Path:
+        overrides = [
+            "data=gsc_v2_12",
+            f"data.root={toy_corpus}",
+            'data.words=["yes","no","up","down"]',
+            "data.batch_size=16",
+            "model=lstm_small",
+            "model.hidden_size=32",
+            "trainer=cpu",
+            "trainer.progress_bar=false",
+            "trainer.max_epochs=8",
+            "trainer.log_every_n_steps=1",
+            "optim.lr=1e-2",
+            "evaluate=false",
+            f"run_dir={run_dir}",
+        ]
+        train(compose_config("train", overrides))
+        return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
+
+    return built_once(tmp_path_factory, "tone_run", build)

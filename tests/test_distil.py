@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from speechrnn.training.distil import (
     distillation_loss,
     teacher_checkpoints,
 )
-from speechrnn.training.train import train
+from speechrnn.training.train import TrainSettings, train
 
 from support.cli import compose_config, run_console
 
@@ -145,16 +146,26 @@ def test_training_batches_carry_soft_labels_and_silence_keeps_its_own(
     [
         ("distil.weight=1.5", "distil.weight must be in [0, 1], got 1.5"),
         ("distil.temperature=0", "distil.temperature must be positive, got 0"),
-        ("distil.teachers=[nowhere]", "distil.teachers: nowhere is no checkpoint, run dir"),
+        ("distil.batch_size=0", "distil.batch_size must be at least 1, got 0"),
     ],
 )
-def test_bad_distillation_settings_are_one_error_line(
-    toy_corpus: Path, tmp_path: Path, override: str, needle: str
+def test_bad_distillation_settings_are_refused_before_training(
+    tmp_path: Path, override: str, needle: str
 ) -> None:
-    done = run_console("speechrnn-train", *_student(toy_corpus, tmp_path, override))
+    cfg = compose_config("train", ["data.root=x", f"run_dir={tmp_path}", override])
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        TrainSettings.from_config(cfg)
+
+
+def test_missing_teachers_are_one_error_line(toy_corpus: Path, tmp_path: Path) -> None:
+    done = run_console(
+        "speechrnn-train", *_student(toy_corpus, tmp_path, "distil.teachers=nowhere")
+    )
     assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: distil.teachers: nowhere is no checkpoint, run dir or sweep dir of runs "
+        f"(no {Path('checkpoints') / 'last.ckpt'} in it)"
+    ]
 
 
 def test_teachers_of_another_task_are_refused(
