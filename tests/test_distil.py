@@ -86,6 +86,12 @@ def test_soft_labels_average_the_teachers_and_are_computed_once(
     np.testing.assert_array_equal(again, soft)
     with pytest.raises(AssertionError, match="ran again"):  # other clips: another cache entry
         cached_soft_labels(paths, labels, waves, "clips-b", config, tmp_path)
+    monkeypatch.undo()
+    (entry,) = [f for f in tmp_path.glob("*.npy") if np.load(f).max() == soft.max()]
+    entry.write_bytes(entry.read_bytes()[:100])  # a damaged entry is computed again
+    np.testing.assert_array_equal(
+        cached_soft_labels(paths, labels, waves, "clips-a", config, tmp_path), soft
+    )
 
 
 def test_distillation_loss_is_the_tempered_kl_divergence() -> None:

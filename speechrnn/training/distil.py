@@ -111,16 +111,23 @@ def cached_soft_labels(
     make_dir(cache_dir)
     target = cache_dir / f"{key}.npy"
     with file_lock(cache_dir / f".{key}.lock"):  # DDP processes and parallel runs take turns
-        if target.is_file():
-            soft = np.load(target)
-            if soft.shape == (len(waves), len(labels)):
-                return soft
+        cached = _load_cached(target)
+        if cached is not None and cached.shape == (len(waves), len(labels)):
+            return cached
         models = load_teachers(paths, labels)
         soft = ensemble_probabilities(models, waves, config.temperature, config.batch_size)
         partial = target.with_name(f"{key}.partial-{os.getpid()}.npy")
         np.save(partial, soft)
         os.replace(partial, target)
     return soft
+
+
+def _load_cached(path: Path) -> np.ndarray | None:
+    """The cached soft labels; None when missing or damaged (they are then computed again)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
 
 
 def _cache_key(paths: Sequence[Path], labels: Sequence[str], identity: str, t: float) -> str:
