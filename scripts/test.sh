@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: make or reuse .venv, install speechrnn with its test extras, run pytest.
 # Extra arguments go to pytest (e.g. scripts/test.sh -m slow, scripts/test.sh tests/test_audio.py).
-# The test files are shared out over one pytest-xdist worker per core (at most 4; -n 0: none).
+# The test files are shared out over one one-thread pytest-xdist worker per core (at most 4;
+# -n 0: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -9,4 +10,5 @@ source scripts/venv.sh
 workers=$(nproc 2>/dev/null || echo 1)
 if ((workers > 4)); then workers=4; fi
 if ((workers < 2)); then exec "$VENV_PY" -m pytest "$@"; fi
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # one thread per worker: no oversubscribed cores
 exec "$VENV_PY" -m pytest -n "$workers" --dist loadfile "$@"
