@@ -38,7 +38,7 @@ class StackedWaves:
 
 @dataclass(frozen=True)
 class FitSet:
-    """The fitted clips: waves[i] is paths[i], a clip of words[i] from split splits[..]."""
+    """The fitted clips: waves[i] is paths[i], a clip of words[i]; the train split's come first."""
 
     fit_on: str
     waves: np.ndarray | StackedWaves  # (N, T) int16

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ import numpy as np
 from speechrnn.audio import PCM_SCALE
 from speechrnn.config import from_mapping, hydra_output_dir, top_level
 from speechrnn.console import counting
+from speechrnn.data.files import sha256_file
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
@@ -71,7 +71,7 @@ def evaluate(
     metrics = classification_metrics(clips.targets, probs, backend.labels, clips.speakers)
     metrics.update(
         checkpoint=str(ckpt_path.resolve()),
-        checkpoint_sha256=_sha256(ckpt_path),
+        checkpoint_sha256=sha256_file(ckpt_path, progress=False),
         model_bytes=ckpt_path.stat().st_size,
         corpus=str(clips.root),
         split=split,
@@ -349,11 +349,3 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
     console.print(table)
     console.print(worst)
     print(f"report: {out / 'report.html'}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from speechrnn.audio import PCM_SCALE
 from speechrnn.checkpoint import load_checkpoint, resolve_device
 from speechrnn.console import counting
-from speechrnn.data.files import file_lock, make_dir
+from speechrnn.data.files import file_lock, make_dir, sha256_file
 from speechrnn.errors import ConfigError
 from speechrnn.model import StackedLSTMClassifier
 
@@ -133,17 +133,9 @@ def _load_cached(path: Path) -> np.ndarray | None:
 def _cache_key(paths: Sequence[Path], labels: Sequence[str], identity: str, t: float) -> str:
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(_file_digest(path).encode())
+        digest.update(sha256_file(path, progress=False).encode())
     digest.update(json.dumps([list(labels), identity, t]).encode())
     return digest.hexdigest()[:24]
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:

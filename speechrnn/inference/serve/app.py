@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from speechrnn.data.files import sha256_file
 from speechrnn.errors import SpeechRNNError
 from speechrnn.inference.backends import OnnxBackend
 from speechrnn.inference.predict import Predictor, json_record
@@ -32,14 +32,10 @@ class UploadTooLarge(Exception):
 
 def describe(predictor: Predictor, model: Path, max_upload_bytes: int) -> dict[str, object]:
     """What GET /api/model answers: labels, settings, model kind and checksum."""
-    digest = hashlib.sha256()
-    with open(model, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
     return {
         "model": model.name,
         "kind": "onnx" if isinstance(predictor.backend, OnnxBackend) else "checkpoint",
-        "sha256": digest.hexdigest(),
+        "sha256": sha256_file(model, progress=False),
         "labels": predictor.labels,
         "settings": {
             "top_k": predictor.top_k,
