@@ -47,7 +47,7 @@ fi
 espeak-ng --version | head -n 1
 
 if [ "$QUICK" = 1 ]; then
-  SPEAKERS=60; EPOCHS=20
+  SPEAKERS=60; EPOCHS=30
 else
   SPEAKERS=120; EPOCHS=30
 fi
