@@ -106,6 +106,7 @@ class RunConfig:
     run_dir: str | None = None  # null: Hydra's run dir
     ckpt_path: str | None = None  # resume from this Lightning checkpoint
     resume: bool = False  # resume from <run dir>/checkpoints/last.ckpt
+    init_from: str | None = None  # start from these weights (checkpoint or run dir), new schedule
     test: bool = True  # false: no test split at all (a search's objective is validation accuracy)
     evaluate: bool = True  # write the test-split report into <run dir>/report at the end
     objective: str | None = None  # best_val_acc: the Hydra task returns this one number (optuna)
@@ -119,6 +120,11 @@ class RunConfig:
             )
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)} or null")
+        if self.init_from and (self.ckpt_path or self.resume):
+            raise ConfigError(
+                "init_from starts a new run from a model's weights; ckpt_path and resume continue "
+                "a run: set one of them"
+            )
         if self.objective == "test_acc" and not self.test:
             raise ConfigError("objective=test_acc needs test=true")
 

@@ -32,6 +32,7 @@ from speechrnn.training.distil import (
 )
 from speechrnn.training.module import SpeechCommandsModule
 from speechrnn.training.settings import OptimConfig, RunConfig, TrainerConfig
+from speechrnn.training.warmstart import warm_start, warm_start_checkpoint
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TrainSettings:
     seed: int
     run_dir: Path
     ckpt_path: Path | None
+    init_from: Path | None
     evaluate: bool
     test_checkpoint: str
     test: bool
@@ -87,6 +89,7 @@ class TrainSettings:
             seed=run.seed,
             run_dir=run_dir,
             ckpt_path=Path(ckpt) if ckpt else None,
+            init_from=warm_start_checkpoint(run.init_from) if run.init_from else None,
             evaluate=run.evaluate,
             test_checkpoint=run.test_checkpoint,
             test=run.test,
@@ -168,12 +171,15 @@ def train(cfg: Any) -> dict[str, Any]:
         distil_weight=settings.distil.weight if teachers else 0.0,
         distil_temperature=settings.distil.temperature,
     )
+    started_from = warm_start(module.model, settings.init_from) if settings.init_from else None
     throughput = Throughput()
     trainer = _make_trainer(settings, throughput)
     teacher: dict[str, Any] | None = None
     if trainer.is_global_zero:
         parameters, labels = module.model.num_parameters(), len(datamodule.labels)
         print(f"model: {parameters:,} parameters, {labels} labels")
+        if started_from:
+            print(started_from)
         if settings.data.fit_on != "train":
             print(
                 f"final fit on {settings.data.fit_on}: {datamodule.num_train_clips:,} clips an "
@@ -202,6 +208,7 @@ def train(cfg: Any) -> dict[str, Any]:
     metrics["val_clips"] = int(val_clips) if val_clips is not None else None  # all processes
     metrics["tested_checkpoint"] = str(chosen) if chosen and settings.test else None
     metrics["fit_on"] = settings.data.fit_on
+    metrics["init_from"] = str(settings.init_from) if settings.init_from else None
     metrics["teacher"] = teacher
     if settings.test and settings.evaluate and chosen is not None:
         metrics["report_dir"] = str(_write_report(chosen, settings, run_dir))

@@ -1,0 +1,63 @@
+"""Warm start: a new run begins from another checkpoint's weights (transfer, fine-tuning)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.errors import ConfigError
+from speechrnn.model import StackedLSTMClassifier
+from speechrnn.training.distil import RUN_CHECKPOINT
+
+HEAD = ("head.weight", "head.bias")  # one row per label: copied by label name
+
+
+def warm_start_checkpoint(entry: str) -> Path:
+    """`init_from`: a checkpoint file or a run dir (its checkpoints/last.ckpt)."""
+    path = Path(entry).expanduser()
+    if path.is_dir():
+        path = path / RUN_CHECKPOINT
+    if not path.is_file():
+        raise ConfigError(f"init_from: {path} does not exist (a checkpoint or a run dir)")
+    return path
+
+
+def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
+    """Copy `path`'s weights into `model`: every tensor but the head must match by name and
+    shape; the head's rows are copied for the labels both have, the others keep their fresh
+    initialisation. Returns one line saying what was taken. ConfigError when they cannot agree."""
+    source = load_checkpoint(path)
+    if asdict(source.feature_config) != asdict(model.feature_config):
+        changed = sorted(
+            k
+            for k, v in asdict(model.feature_config).items()
+            if asdict(source.feature_config).get(k) != v
+        )
+        raise ConfigError(
+            f"init_from: {path} was trained on other features ({', '.join(changed)} differ); "
+            "its weights fit only the front end they were trained with"
+        )
+    theirs, ours = source.state_dict(), model.state_dict()
+    body = [k for k in ours if k not in HEAD]
+    wrong = [k for k in body if k not in theirs or theirs[k].shape != ours[k].shape]
+    if wrong:
+        raise ConfigError(
+            f"init_from: {path} has another architecture ({', '.join(wrong[:3])} differ): "
+            "set model.* as it was trained"
+        )
+    index = {label: j for j, label in enumerate(source.labels)}
+    rows = [(i, index[label]) for i, label in enumerate(model.labels) if label in index]
+    if not rows:
+        raise ConfigError(f"init_from: {path} has none of this run's labels")
+    with torch.no_grad():
+        for name in body:
+            ours[name].copy_(theirs[name])
+        mine, theirs_rows = zip(*rows, strict=True)
+        for name in HEAD:
+            ours[name][list(mine)] = theirs[name][list(theirs_rows)]
+    new = [label for label in model.labels if label not in source.labels]
+    fresh = f"; new: {', '.join(new)}" if new else ""
+    return f"warm start from {path}: {len(rows)} of {len(model.labels)} labels' head rows{fresh}"
