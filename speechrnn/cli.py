@@ -94,9 +94,7 @@ def _entry(config_name: str, task: str, doc: str) -> Callable[[], None]:
     return guarded(main)
 
 
-train_main = _entry(
-    "train", "speechrnn.training.train:train_job", "speechrnn-train: train a model."
-)
+train_main = _entry("train", "speechrnn.training.job:train_job", "speechrnn-train: train a model.")
 eval_main = _entry(
     "eval",
     "speechrnn.evaluation.evaluate:evaluate_config",

@@ -14,7 +14,7 @@ import pytest
 
 from speechrnn.cli import RANK_VARIABLES, follower_overrides, launched_as_follower
 from speechrnn.data.datamodule import SpeechCommandsDataModule
-from speechrnn.training.train import TrainSettings
+from speechrnn.training.job import TrainSettings
 
 from support.cli import compose_config, console_script, run_console, small_task_overrides
 

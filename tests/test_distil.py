@@ -23,7 +23,8 @@ from speechrnn.training.distil import (
     distillation_loss,
     teacher_checkpoints,
 )
-from speechrnn.training.train import TrainSettings, train
+from speechrnn.training.job import TrainSettings
+from speechrnn.training.train import train
 
 from support.cli import compose_config, run_console
 

@@ -15,7 +15,8 @@ from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.data.fitset import StackedWaves
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
-from speechrnn.training.train import TrainSettings, train
+from speechrnn.training.job import TrainSettings
+from speechrnn.training.train import train
 
 from support.cli import compose_config, run_console
 from support.tones import TOY_WORDS

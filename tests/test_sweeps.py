@@ -14,7 +14,7 @@ import sweep_table
 import yaml
 
 from speechrnn.errors import ConfigError
-from speechrnn.training.train import TrainSettings
+from speechrnn.training.job import TrainSettings
 
 from support.cli import compose_config, console_script, run_console, small_task_overrides
 

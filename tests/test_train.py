@@ -19,9 +19,10 @@ from omegaconf import DictConfig
 from speechrnn.augment import mixup
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
+from speechrnn.training.job import TrainSettings
 from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buffers
-from speechrnn.training.settings import cpu_has_bf16
-from speechrnn.training.train import TrainerConfig, TrainSettings, train
+from speechrnn.training.settings import TrainerConfig, cpu_has_bf16
+from speechrnn.training.train import train
 
 from support.cli import console_script, run_console, small_task_overrides
 
@@ -308,6 +309,13 @@ def test_wrong_override_gives_one_line(tmp_path: Path, override: str, needle: st
     assert result.returncode == 1
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_settings_are_checked_without_lightning() -> None:
+    """speechrnn-train answers a wrong value before Lightning's 6 s import."""
+    code = "import sys, speechrnn.training.job; print('lightning' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_ddp_in_a_sweep_is_one_line_error(small_corpus: Path, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
-from speechrnn.training.train import TrainSettings, train
+from speechrnn.training.job import TrainSettings
+from speechrnn.training.train import train
 from speechrnn.training.warmstart import warm_start, warm_start_checkpoint
 
 from support.cli import compose_config, run_console
