@@ -20,6 +20,7 @@ from support.cli import (
     SMALL_CORPUS_WORDS,
     compose_config,
     small_task_overrides,
+    tone_task_overrides,
 )
 from support.loopback import LoopbackServer, serve
 
@@ -140,21 +141,13 @@ def tone_checkpoint(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
     from speechrnn.training.train import train
 
     def build(run_dir: Path) -> Path:
-        overrides = [
-            "data=gsc_v2_12",
-            f"data.root={toy_corpus}",
-            'data.words=["yes","no","up","down"]',
-            "data.batch_size=16",
-            "model=lstm_small",
-            "model.hidden_size=32",
-            "trainer=cpu",
-            "trainer.progress_bar=false",
+        overrides = tone_task_overrides(
+            toy_corpus,
+            run_dir,
             "trainer.max_epochs=8",
             "trainer.log_every_n_steps=1",
             "optim.lr=1e-2",
-            "evaluate=false",
-            f"run_dir={run_dir}",
-        ]
+        )
         train(compose_config("train", overrides))
         return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
 

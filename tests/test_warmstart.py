@@ -16,7 +16,7 @@ from speechrnn.training.job import TrainSettings
 from speechrnn.training.train import train
 from speechrnn.training.warmstart import warm_start, warm_start_checkpoint
 
-from support.cli import compose_config, run_console
+from support.cli import compose_config, run_console, tone_task_overrides
 from support.inference import LABELS, PLAIN, tiny_checkpoint
 
 SMALL = {**PLAIN, "hidden_size": 32}
@@ -73,19 +73,7 @@ def test_init_from_is_a_checkpoint_or_a_run_dir(tmp_path: Path) -> None:
 
 
 def _fine_tune(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [
-        f"data.root={corpus}",
-        'data.words=["yes","no","up","down"]',
-        "data.batch_size=16",
-        "model=lstm_small",
-        "model.hidden_size=32",
-        "trainer=cpu",
-        "trainer.progress_bar=false",
-        "trainer.max_epochs=1",
-        "evaluate=false",
-        f"run_dir={run_dir}",
-        *extra,
-    ]
+    return tone_task_overrides(corpus, run_dir, "trainer.max_epochs=1", *extra)
 
 
 def test_a_run_starts_from_the_weights_it_is_given(

@@ -54,6 +54,23 @@ def small_task_overrides(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
     ]
 
 
+def tone_task_overrides(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
+    """`tone_checkpoint`'s task and model on the tone corpus (yes no up down, lstm_small of 32)."""
+    return [
+        "data=gsc_v2_12",
+        f"data.root={corpus}",
+        'data.words=["yes","no","up","down"]',
+        "data.batch_size=16",
+        "model=lstm_small",
+        "model.hidden_size=32",
+        "trainer=cpu",
+        "trainer.progress_bar=false",
+        "evaluate=false",
+        f"run_dir={run_dir}",
+        *extra,
+    ]
+
+
 def data_variant(name: str) -> DictConfig:
     """The `data` section of conf/data/<name>.yaml as the CLI composes it (over the defaults)."""
     return compose_config("train", [f"data={name}"]).data
