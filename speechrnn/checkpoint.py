@@ -16,6 +16,19 @@ from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.model import FORMAT, StackedLSTMClassifier
 from speechrnn.validation import check_metadata, check_shapes, check_state
 
+RUN_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # a training run's final weights
+
+
+def run_checkpoint(entry: str) -> Path | None:
+    """`entry` itself when it is a file, else its checkpoints/last.ckpt; None when neither is."""
+    path = Path(entry).expanduser()
+    return next((p for p in (path, path / RUN_CHECKPOINT) if p.is_file()), None)
+
+
+def changed_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The keys of `wanted` whose values `saved` does not share, sorted."""
+    return sorted(k for k in wanted if saved.get(k) != wanted[k])
+
 
 def resolve_device(device: str) -> torch.device:
     """`auto` (the GPU when there is one), `cpu`, `cuda` or `cuda:N`; one-line errors."""
@@ -83,7 +96,7 @@ def check_resumable(path: Path, features: dict[str, Any], model: dict[str, Any])
         ("features", asdict(saved_features), features),
         ("model", asdict(saved_model), model),
     ):
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        changed = changed_settings(saved, wanted)
         if changed:
             diff = ", ".join(
                 f"{name}.{k}={saved.get(k)!r} there, {wanted[k]!r} here" for k in changed[:3]

@@ -14,13 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from speechrnn.audio import PCM_SCALE
-from speechrnn.checkpoint import load_checkpoint, resolve_device
+from speechrnn.checkpoint import RUN_CHECKPOINT, load_checkpoint, resolve_device, run_checkpoint
 from speechrnn.console import counting
 from speechrnn.data.files import file_lock, make_dir, sha256_file
 from speechrnn.errors import ConfigError
 from speechrnn.model import StackedLSTMClassifier
-
-RUN_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # a teacher run's final weights
 
 
 @dataclass(frozen=True)
@@ -49,10 +47,8 @@ def teacher_checkpoints(teachers: Sequence[str]) -> list[Path]:
     found: list[Path] = []
     for entry in teachers:
         path = Path(entry).expanduser()
-        if path.is_file():
-            found.append(path)
-        elif (path / RUN_CHECKPOINT).is_file():
-            found.append(path / RUN_CHECKPOINT)
+        if (checkpoint := run_checkpoint(entry)) is not None:
+            found.append(checkpoint)
         elif path.is_dir() and (runs := sorted(path.glob(f"*/{RUN_CHECKPOINT}"))):
             found.extend(runs)
         else:

@@ -7,22 +7,21 @@ from pathlib import Path
 
 import torch
 
-from speechrnn.checkpoint import load_checkpoint
+from speechrnn.checkpoint import RUN_CHECKPOINT, changed_settings, load_checkpoint, run_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.model import StackedLSTMClassifier
-from speechrnn.training.distil import RUN_CHECKPOINT
 
 HEAD = ("head.weight", "head.bias")  # one row per label: copied by label name
 
 
 def warm_start_checkpoint(entry: str) -> Path:
     """`init_from`: a checkpoint file or a run dir (its checkpoints/last.ckpt)."""
-    path = Path(entry).expanduser()
-    if path.is_dir():
-        path = path / RUN_CHECKPOINT
-    if not path.is_file():
-        raise ConfigError(f"init_from: {path} does not exist (a checkpoint or a run dir)")
-    return path
+    found = run_checkpoint(entry)
+    if found is None:
+        path = Path(entry).expanduser()
+        missing = path / RUN_CHECKPOINT if path.is_dir() else path
+        raise ConfigError(f"init_from: {missing} does not exist (a checkpoint or a run dir)")
+    return found
 
 
 def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
@@ -30,12 +29,8 @@ def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
     shape; the head's rows are copied for the labels both have, the others keep their fresh
     initialisation. Returns one line saying what was taken. ConfigError when they cannot agree."""
     source = load_checkpoint(path)
-    if asdict(source.feature_config) != asdict(model.feature_config):
-        changed = sorted(
-            k
-            for k, v in asdict(model.feature_config).items()
-            if asdict(source.feature_config).get(k) != v
-        )
+    changed = changed_settings(asdict(source.feature_config), asdict(model.feature_config))
+    if changed:
         raise ConfigError(
             f"init_from: {path} was trained on other features ({', '.join(changed)} differ); "
             "its weights fit only the front end they were trained with"
@@ -58,6 +53,6 @@ def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
         mine, theirs_rows = zip(*rows, strict=True)
         for name in HEAD:
             ours[name][list(mine)] = theirs[name][list(theirs_rows)]
-    new = [label for label in model.labels if label not in source.labels]
+    new = [label for label in model.labels if label not in index]
     fresh = f"; new: {', '.join(new)}" if new else ""
     return f"warm start from {path}: {len(rows)} of {len(model.labels)} labels' head rows{fresh}"
