@@ -88,10 +88,26 @@ class MFCC(nn.Module):
         dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, "ortho")
         self.register_buffer("dct", dct, persistent=False)  # (n_mels, n_mfcc)
 
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, n_fft // 2 + 1, frames) power spectrum, as torchaudio's Spectrogram
+        computes it but summing re^2 + im^2: complex abs() is about 5x slower on the CPU."""
+        stft = self.mel.spectrogram
+        spec = torch.stft(
+            wave,
+            n_fft=stft.n_fft,
+            hop_length=stft.hop_length,
+            win_length=stft.win_length,
+            window=stft.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )  # (B, n_fft // 2 + 1, frames) complex
+        return spec.real.square() + spec.imag.square()
+
     def forward(self, wave: torch.Tensor, mel_masks: nn.Module | None = None) -> torch.Tensor:
         """`mel_masks` (SpecAugment) masks log-mel bands (to their clip mean) before the DCT."""
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            spec = self.mel.spectrogram(wave.float())  # (B, n_fft // 2 + 1, frames)
+            spec = self.power(wave.float())  # (B, n_fft // 2 + 1, frames)
             if self.training and self.warp > 0:
                 factors = 1.0 + self.warp * (2.0 * torch.rand(len(spec), device=spec.device) - 1.0)
                 spec = warp_frequencies(spec, factors)
