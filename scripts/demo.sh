@@ -60,13 +60,14 @@ fi
 step "Synthetic corpus: 35 words x $SPEAKERS espeak-ng speakers -> $CORPUS"
 "$BIN/speechrnn-synth" "$CORPUS" --speakers "$SPEAKERS"
 
-step "Training (model=lstm_small, trainer=$DEVICE, $EPOCHS epochs) -> $RUN"
+step "Training (model=lstm_small with an 8-channel stem, trainer=$DEVICE, $EPOCHS epochs) -> $RUN"
 if [ -f "$RUN/metrics.json" ]; then
   echo "already trained: $RUN/metrics.json"
 else
   rm -rf "$RUN"
   "$BIN/speechrnn-train" data=synthetic data.root="$CORPUS" model=lstm_small trainer="$DEVICE" \
-    trainer.max_epochs="$EPOCHS" optim.lr=1e-2 augment.speed=0.1 run_dir="$RUN"
+    model.conv_channels=8 model.conv_stride=3 trainer.max_epochs="$EPOCHS" optim.lr=1e-2 \
+    augment.speed=0.1 run_dir="$RUN"
 fi
 CKPT=$("$VENV_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["tested_checkpoint"])' \
   "$RUN/metrics.json")
