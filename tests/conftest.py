@@ -18,6 +18,7 @@ from speechrnn.data.files import file_lock
 from support.cli import (
     SMALL_CORPUS_SPEAKERS,
     SMALL_CORPUS_WORDS,
+    TRAINED_RUN,
     compose_config,
     small_task_overrides,
     tone_task_overrides,
@@ -108,10 +109,10 @@ def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from speechrnn.training.train import train
 
     def build(run_dir: Path) -> Path:
-        extra = ("trainer.max_epochs=30", "optim.lr=1e-2", "model.hidden_size=128")
-        # Pinned so the inference tests' thresholds do not move with the real-speech recipe:
-        augment = ("augment.time_shift_ms=100", "augment.noise_volume=0.1", "augment.speed=0.0")
-        overrides = small_task_overrides(small_corpus, run_dir, *extra, *augment)
+        # Pinned so the inference tests' thresholds do not move with the real-speech recipe; 60
+        # epochs and louder noise keep the spotting tests off float rounding (docs/benchmarks.md):
+        augment = ("augment.time_shift_ms=100", "augment.noise_volume=0.2", "augment.speed=0.0")
+        overrides = small_task_overrides(small_corpus, run_dir, *TRAINED_RUN, *augment)
         train(compose_config("train", overrides))
         return run_dir
 

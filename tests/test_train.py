@@ -24,7 +24,7 @@ from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buff
 from speechrnn.training.settings import TrainerConfig, cpu_has_bf16
 from speechrnn.training.train import train
 
-from support.cli import console_script, run_console, small_task_overrides
+from support.cli import TRAINED_RUN, console_script, run_console, small_task_overrides
 
 GROUPS = {
     "data": ["gsc_v2_12", "gsc_v2_35", "gsc_v1_12", "synthetic"],
@@ -253,8 +253,8 @@ def test_a_finished_run_resumed_into_a_new_run_dir_tests_its_final_weights(
 ) -> None:
     finished = json.loads((trained_run / "metrics.json").read_text())
     final = trained_run / "checkpoints" / "last.ckpt"
-    extra = ("trainer.max_epochs=30", "model.hidden_size=128", f"ckpt_path={final}")
-    metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
+    overrides = small_task_overrides(small_corpus, tmp_path, *TRAINED_RUN, f"ckpt_path={final}")
+    metrics = train(compose_train(overrides))
     assert metrics["tested_checkpoint"] == str(final)
     assert metrics["test_acc"] == pytest.approx(finished["test_acc"], abs=1e-6)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()

@@ -37,6 +37,9 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
         return compose(name, overrides=overrides)
 
 
+TRAINED_RUN = ("trainer.max_epochs=60", "optim.lr=1e-2", "model.hidden_size=128")  # its schedule
+
+
 def small_task_overrides(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
     """The 12-class-style task on `small_corpus` (6 words, _silence_, _unknown_), tiny and fast."""
     words = ",".join(f'"{w}"' for w in SMALL_WORDS)
