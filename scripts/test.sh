@@ -11,4 +11,5 @@ workers=$(nproc 2>/dev/null || echo 1)
 if ((workers > 4)); then workers=4; fi
 if ((workers < 2)); then exec "$VENV_PY" -m pytest "$@"; fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # one thread per worker: no oversubscribed cores
-exec "$VENV_PY" -m pytest -n "$workers" --dist loadfile "$@"
+# Files in collection order (conftest.py puts the longest first), not xdist's largest-first.
+exec "$VENV_PY" -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
