@@ -100,7 +100,7 @@ def _gap(rng: np.random.Generator, noise: np.ndarray) -> np.ndarray:
     return gap
 
 
-def as_the_page_hears(wave: np.ndarray, delay: int) -> np.ndarray:
+def _as_the_page_hears(wave: np.ndarray, delay: int) -> np.ndarray:
     """(T,) 16 kHz `wave` as the serve page's worklet hands it on: played at 48 kHz starting
     `delay` samples (48 kHz) late, box-filtered back to 16 kHz and rounded to 16 bits."""
     from speechrnn.audio import resample
@@ -112,7 +112,7 @@ def as_the_page_hears(wave: np.ndarray, delay: int) -> np.ndarray:
 
 def _hearings(wave: np.ndarray) -> list[np.ndarray]:
     """`wave` as read from a file and as the page hears it, in four phases of the 100 ms windows."""
-    return [wave] + [as_the_page_hears(wave, delay) for delay in (1, 1202, 2400, 3601)]
+    return [wave] + [_as_the_page_hears(wave, delay) for delay in (1, 1202, 2400, 3601)]
 
 
 def _first_spotted(
