@@ -24,6 +24,7 @@ from speechrnn.training.distil import (
     teacher_checkpoints,
 )
 from speechrnn.training.job import TrainSettings
+from speechrnn.training.module import SpeechCommandsModule
 from speechrnn.training.train import train
 
 from support.cli import compose_config, run_console
@@ -121,6 +122,56 @@ def test_student_learns_from_the_teachers_and_reports_their_ensemble(
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["teacher"] == teacher
     assert list((Path(os.environ["SPEECHRNN_CACHE"]) / "teachers").glob("*.npy"))
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_online_teachers_label_the_batch_the_student_sees(
+    tone_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teacher = load_checkpoint(tone_checkpoint)
+    module = SpeechCommandsModule(
+        labels=teacher.labels,
+        features=teacher.metadata()["features"],
+        model={**teacher.metadata()["model"], "hidden_size": 8},
+        optim={},
+        distil_weight=0.5,
+        distil_temperature=3.0,
+        online_teachers=[str(tone_checkpoint), str(tone_checkpoint)],
+    )
+    module.on_fit_start()
+    taught: list[torch.Tensor] = []
+
+    def recorded(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:
+        taught.append(soft)
+        return distillation_loss(logits, soft, temperature)
+
+    monkeypatch.setattr("speechrnn.training.module.distillation_loss", recorded)
+    waves = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (4, 16000)).astype("f4"))
+    module.training_step((waves, torch.tensor([0, 1, 2, 3])), 0)
+    with torch.no_grad():
+        expected = (teacher(waves) / 3.0).softmax(dim=-1)  # (4, C): both teachers are one model
+    torch.testing.assert_close(taught[0], expected)
+    assert all(key.startswith("model.") for key in module.state_dict())  # teachers are not saved
+
+
+def test_online_student_trains_without_a_soft_label_cache(
+    teachers: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    overrides = _student(
+        toy_corpus,
+        tmp_path / "run",
+        f"distil.teachers={teachers}",
+        "distil.online=true",
+        f"data.cache_dir={cache}",
+    )
+    metrics = train(compose_config("train", overrides))
+    assert 0.0 <= metrics["teacher"]["val_acc"] <= 1.0
+    student = load_checkpoint(metrics["tested_checkpoint"])  # an ordinary checkpoint
+    assert student.labels == TorchBackend(teachers / "0" / "checkpoints" / "last.ckpt").labels
+    hparams = torch.load(metrics["tested_checkpoint"], weights_only=True)["hyper_parameters"]
+    assert hparams["online_teachers"] == [str(p) for p in teacher_checkpoints([str(teachers)])]
+    assert not (cache / "teachers").exists()
 
 
 def test_training_batches_carry_soft_labels_and_silence_keeps_its_own(

@@ -1,4 +1,4 @@
-"""Ensemble distillation: the teacher checkpoints, their cached soft labels, the student's loss."""
+"""Ensemble distillation: teacher checkpoints, their soft labels (cached or online), the loss."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class DistilConfig:
     weight: float = 0.5  # share of the loss on the teachers' soft labels (the rest: true labels)
     temperature: float = 2.0  # softens teachers and student alike; the soft term is scaled by T^2
     batch_size: int = 256  # clips per teacher forward pass while the soft labels are cached
+    online: bool = False  # teachers label every augmented batch as the student sees it; no cache
 
     def __post_init__(self) -> None:
         if isinstance(self.teachers, str):  # distil.teachers=runs/teachers: one entry
@@ -59,10 +60,12 @@ def teacher_checkpoints(teachers: Sequence[str]) -> list[Path]:
     return found
 
 
-def load_teachers(paths: Sequence[Path], labels: Sequence[str]) -> list[StackedLSTMClassifier]:
-    """The teacher models, on the GPU when there is one; they must have the student's labels."""
-    device = resolve_device("auto")
-    models = [load_checkpoint(path, device) for path in paths]
+def load_teachers(
+    paths: Sequence[Path], labels: Sequence[str], device: torch.device | None = None
+) -> list[StackedLSTMClassifier]:
+    """The teacher models in eval mode, on `device` (default: the GPU when there is one); they
+    must have the student's labels."""
+    models = [load_checkpoint(path, device or resolve_device("auto")) for path in paths]
     for path, model in zip(paths, models, strict=True):
         if list(model.labels) != list(labels):
             raise ConfigError(
@@ -87,10 +90,17 @@ def ensemble_probabilities(
         for start in range(0, len(waves), batch_size):
             pcm = np.asarray(waves[start : start + batch_size], np.float32)  # (b, T)
             batch = torch.from_numpy(pcm / PCM_SCALE).to(device)  # (b, T)
-            mean = sum((m(batch) / temperature).softmax(dim=-1) for m in models) / len(models)
-            out[start : start + len(batch)] = mean.float().cpu().numpy()  # (b, C)
+            mean = ensemble_posteriors(models, batch, temperature)  # (b, C)
+            out[start : start + len(batch)] = mean.float().cpu().numpy()
             advance(len(batch))
     return out
+
+
+def ensemble_posteriors(
+    models: Sequence[StackedLSTMClassifier], waves: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """softmax(logits / T) of each member on float waves (B, T), averaged: (B, C)."""
+    return sum((m(waves) / temperature).softmax(dim=-1) for m in models) / len(models)
 
 
 def cached_soft_labels(

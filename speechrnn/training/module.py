@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -13,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from speechrnn.augment import batch_seed, mixup
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
-from speechrnn.training.distil import distillation_loss
+from speechrnn.training.distil import distillation_loss, ensemble_posteriors, load_teachers
 from speechrnn.training.settings import OptimConfig
 
 
@@ -29,6 +30,7 @@ class SpeechCommandsModule(L.LightningModule):
         seed: int = 0,
         distil_weight: float = 0.0,
         distil_temperature: float = 1.0,
+        online_teachers: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -36,6 +38,8 @@ class SpeechCommandsModule(L.LightningModule):
         self.optim = OptimConfig(**optim)
         self.seed = seed
         self.distil_weight, self.distil_temperature = distil_weight, distil_temperature
+        self.online_teachers = list(online_teachers or [])  # checkpoints that label each batch
+        self._teachers: tuple[StackedLSTMClassifier, ...] = ()  # not submodules: never saved
         classes = len(labels)
         self.train_acc = MulticlassAccuracy(num_classes=classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=classes, average="micro")
@@ -43,6 +47,11 @@ class SpeechCommandsModule(L.LightningModule):
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.model(waves)  # (B, classes)
+
+    def on_fit_start(self) -> None:
+        if self.online_teachers and not self._teachers:
+            paths = [Path(p) for p in self.online_teachers]
+            self._teachers = tuple(load_teachers(paths, self.model.labels, self.device))
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout and SpecAugment draw from (seed, epoch, batch) alone, so a resumed run draws
@@ -58,6 +67,9 @@ class SpeechCommandsModule(L.LightningModule):
             waves, partner, lam = mixup(waves, self.optim.mixup)
             weighted = [(targets, lam), (targets[partner], 1.0 - lam)]
             soft = [lam * s + (1.0 - lam) * s[partner] for s in soft]  # (B, C)
+        if self._teachers:
+            with torch.no_grad():
+                soft = [ensemble_posteriors(self._teachers, waves, self.distil_temperature)]
         logits = self.model(waves)  # (B, classes)
         smoothing = self.optim.label_smoothing
         loss = sum(w * F.cross_entropy(logits, t, label_smoothing=smoothing) for t, w in weighted)

@@ -77,6 +77,7 @@ def train(cfg: Any) -> dict[str, Any]:
         seed=settings.seed,
         distil_weight=settings.distil.weight if teachers else 0.0,
         distil_temperature=settings.distil.temperature,
+        online_teachers=[str(p) for p in teachers] if settings.distil.online else None,
     )
     started_from = warm_start(module.model, settings.init_from) if settings.init_from else None
     throughput = Throughput()
@@ -127,10 +128,14 @@ def train(cfg: Any) -> dict[str, Any]:
 
 
 def _attach_teachers(settings: TrainSettings, datamodule: SpeechCommandsDataModule) -> list[Path]:
-    """With distil.teachers set: their cached soft labels ride along with every training clip."""
+    """With distil.teachers set: their cached soft labels ride along with every training clip
+    (distil.online: the module's teachers label each batch instead, checked here all the same)."""
     if not settings.distil.teachers:
         return []
     paths = teacher_checkpoints(settings.distil.teachers)
+    if settings.distil.online:
+        load_teachers(paths, datamodule.labels, torch.device("cpu"))  # wrong labels: one line now
+        return paths
     fit = datamodule.fit
     corpus = datamodule.corpus
     assert fit is not None and corpus is not None  # setup() has run
