@@ -110,7 +110,9 @@ def test_distillation_loss_is_the_tempered_kl_divergence() -> None:
 def test_student_learns_from_the_teachers_and_reports_their_ensemble(
     teachers: Path, toy_corpus: Path, tmp_path: Path
 ) -> None:
-    overrides = _student(toy_corpus, tmp_path / "run", f"distil.teachers={teachers}")
+    overrides = _student(
+        toy_corpus, tmp_path / "run", f"distil.teachers={teachers}", "distil.online=false"
+    )
     metrics = train(compose_config("train", overrides))
     teacher = metrics["teacher"]
     assert len(teacher["checkpoints"]) == 2 and 0.0 <= teacher["val_acc"] <= 1.0
@@ -162,7 +164,6 @@ def test_online_student_trains_without_a_soft_label_cache(
         toy_corpus,
         tmp_path / "run",
         f"distil.teachers={teachers}",
-        "distil.online=true",
         f"data.cache_dir={cache}",
     )
     metrics = train(compose_config("train", overrides))
