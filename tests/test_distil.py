@@ -16,11 +16,13 @@ import torch.nn.functional as F
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.inference.backends import TorchBackend
+from speechrnn.model import StackedLSTMClassifier
 from speechrnn.training import distil
 from speechrnn.training.distil import (
     DistilConfig,
     cached_soft_labels,
     distillation_loss,
+    load_teachers,
     teacher_checkpoints,
 )
 from speechrnn.training.job import TrainSettings
@@ -69,30 +71,31 @@ def test_teachers_are_checkpoints_run_dirs_or_sweep_dirs(teachers: Path, tmp_pat
 def test_soft_labels_average_the_teachers_and_are_computed_once(
     teachers: Path, tone_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    labels = TorchBackend(tone_checkpoint).labels
     waves = np.random.default_rng(0).integers(-8000, 8000, (5, 16000)).astype(np.int16)
     paths = teacher_checkpoints([str(teachers)])
+    labels = TorchBackend(tone_checkpoint).labels
+    models = load_teachers(paths, labels, torch.device("cpu"))
     config = DistilConfig(temperature=1.0)
-    soft = cached_soft_labels(paths, labels, waves, "clips-a", config, tmp_path)
+    soft = cached_soft_labels(paths, models, waves, "clips-a", config, tmp_path)
     expected = TorchBackend(tone_checkpoint)(waves.astype(np.float32) / 32768.0)  # (5, C)
     np.testing.assert_allclose(soft, expected, atol=1e-5)
     warm = DistilConfig(temperature=4.0)
-    softer = cached_soft_labels(paths, labels, waves, "clips-a", warm, tmp_path)
+    softer = cached_soft_labels(paths, models, waves, "clips-a", warm, tmp_path)
     assert softer.max(axis=1).mean() < soft.max(axis=1).mean()  # T softens the posteriors
 
-    def no_teacher(*args: object) -> None:
+    def no_teacher(*args: object, **kwargs: object) -> None:
         raise AssertionError("the teachers ran again")
 
-    monkeypatch.setattr(distil, "load_teachers", no_teacher)
-    again = cached_soft_labels(paths, labels, waves, "clips-a", config, tmp_path)
+    monkeypatch.setattr(distil, "ensemble_probabilities", no_teacher)
+    again = cached_soft_labels(paths, models, waves, "clips-a", config, tmp_path)
     np.testing.assert_array_equal(again, soft)
     with pytest.raises(AssertionError, match="ran again"):  # other clips: another cache entry
-        cached_soft_labels(paths, labels, waves, "clips-b", config, tmp_path)
+        cached_soft_labels(paths, models, waves, "clips-b", config, tmp_path)
     monkeypatch.undo()
     (entry,) = [f for f in tmp_path.glob("*.npy") if np.load(f).max() == soft.max()]
     entry.write_bytes(entry.read_bytes()[:100])  # a damaged entry is computed again
     np.testing.assert_array_equal(
-        cached_soft_labels(paths, labels, waves, "clips-a", config, tmp_path), soft
+        cached_soft_labels(paths, models, waves, "clips-a", config, tmp_path), soft
     )
 
 
@@ -157,8 +160,15 @@ def test_online_teachers_label_the_batch_the_student_sees(
 
 
 def test_online_student_trains_without_a_soft_label_cache(
-    teachers: Path, toy_corpus: Path, tmp_path: Path
+    teachers: Path, toy_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    loaded: list[Path] = []
+
+    def counted(path: Path, device: torch.device) -> StackedLSTMClassifier:
+        loaded.append(path)
+        return load_checkpoint(path, device)
+
+    monkeypatch.setattr(distil, "load_checkpoint", counted)
     cache = tmp_path / "cache"
     overrides = _student(
         toy_corpus,
@@ -171,7 +181,9 @@ def test_online_student_trains_without_a_soft_label_cache(
     student = load_checkpoint(metrics["tested_checkpoint"])  # an ordinary checkpoint
     assert student.labels == TorchBackend(teachers / "0" / "checkpoints" / "last.ckpt").labels
     hparams = torch.load(metrics["tested_checkpoint"], weights_only=True)["hyper_parameters"]
-    assert hparams["online_teachers"] == [str(p) for p in teacher_checkpoints([str(teachers)])]
+    paths = teacher_checkpoints([str(teachers)])
+    assert hparams["online_teachers"] == [str(p) for p in paths]
+    assert loaded == paths  # one load each: label check, ensemble score and fit share it
     assert not (cache / "teachers").exists()
 
 

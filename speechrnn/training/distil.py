@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from speechrnn.audio import PCM_SCALE
-from speechrnn.checkpoint import RUN_CHECKPOINT, load_checkpoint, resolve_device, run_checkpoint
+from speechrnn.checkpoint import RUN_CHECKPOINT, load_checkpoint, run_checkpoint
 from speechrnn.console import counting
 from speechrnn.data.files import file_lock, make_dir, sha256_file
 from speechrnn.errors import ConfigError
@@ -61,11 +61,10 @@ def teacher_checkpoints(teachers: Sequence[str]) -> list[Path]:
 
 
 def load_teachers(
-    paths: Sequence[Path], labels: Sequence[str], device: torch.device | None = None
+    paths: Sequence[Path], labels: Sequence[str], device: torch.device
 ) -> list[StackedLSTMClassifier]:
-    """The teacher models in eval mode, on `device` (default: the GPU when there is one); they
-    must have the student's labels."""
-    models = [load_checkpoint(path, device or resolve_device("auto")) for path in paths]
+    """The teacher models in eval mode, on `device`; they must have the student's labels."""
+    models = [load_checkpoint(path, device) for path in paths]
     for path, model in zip(paths, models, strict=True):
         if list(model.labels) != list(labels):
             raise ConfigError(
@@ -105,14 +104,16 @@ def ensemble_posteriors(
 
 def cached_soft_labels(
     paths: Sequence[Path],
-    labels: Sequence[str],
+    models: Sequence[StackedLSTMClassifier],
     waves: np.ndarray,
     identity: str,
     config: DistilConfig,
     cache_dir: Path,
 ) -> np.ndarray:
-    """The teachers' averaged soft labels for `waves` (N, C), computed once and kept in
-    `cache_dir` under a key of the teachers' bytes, the clips' `identity`, labels and T."""
+    """The averaged soft labels (N, C) of the teachers `models` (loaded from `paths`) for
+    `waves`, computed once and kept in `cache_dir` under a key of the teachers' bytes, the clips'
+    `identity`, labels and T."""
+    labels = models[0].labels
     key = _cache_key(paths, labels, identity, config.temperature)
     make_dir(cache_dir)
     target = cache_dir / f"{key}.npy"
@@ -120,7 +121,6 @@ def cached_soft_labels(
         cached = _load_cached(target)
         if cached is not None and cached.shape == (len(waves), len(labels)):
             return cached
-        models = load_teachers(paths, labels)
         soft = ensemble_probabilities(models, waves, config.temperature, config.batch_size)
         partial = target.with_name(f"{key}.partial-{os.getpid()}.npy")
         np.save(partial, soft)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,15 @@ class SpeechCommandsModule(L.LightningModule):
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.model(waves)  # (B, classes)
 
+    def use_teachers(self, teachers: Sequence[StackedLSTMClassifier]) -> None:
+        """The models of `online_teachers`, already loaded (fit moves them to the device)."""
+        self._teachers = tuple(teachers)
+
     def on_fit_start(self) -> None:
-        if self.online_teachers and not self._teachers:
+        if self.online_teachers and not self._teachers:  # a module built outside train()
             paths = [Path(p) for p in self.online_teachers]
-            self._teachers = tuple(load_teachers(paths, self.model.labels, self.device))
+            self.use_teachers(load_teachers(paths, self.model.labels, self.device))
+        self._teachers = tuple(teacher.to(self.device) for teacher in self._teachers)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout and SpecAugment draw from (seed, epoch, batch) alone, so a resumed run draws

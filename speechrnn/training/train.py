@@ -15,9 +15,10 @@ import torch
 from lightning.pytorch import callbacks as cb
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from speechrnn.checkpoint import check_resumable
+from speechrnn.checkpoint import check_resumable, resolve_device
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
 from speechrnn.data.settings import cache_root
+from speechrnn.model import StackedLSTMClassifier
 from speechrnn.training.distil import (
     cached_soft_labels,
     ensemble_probabilities,
@@ -65,7 +66,7 @@ def train(cfg: Any) -> dict[str, Any]:
     datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=settings.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    teachers = _attach_teachers(settings, datamodule)
+    paths, teachers = _attach_teachers(settings, datamodule)
     chosen_epochs = settings.trainer.max_epochs
     epochs = datamodule.schedule_epochs(chosen_epochs)
     settings = replace(settings, trainer=replace(settings.trainer, max_epochs=epochs))
@@ -77,8 +78,10 @@ def train(cfg: Any) -> dict[str, Any]:
         seed=settings.seed,
         distil_weight=settings.distil.weight if teachers else 0.0,
         distil_temperature=settings.distil.temperature,
-        online_teachers=[str(p) for p in teachers] if settings.distil.online else None,
+        online_teachers=[str(p) for p in paths] if settings.distil.online else None,
     )
+    if settings.distil.online:
+        module.use_teachers(teachers)
     started_from = warm_start(module.model, settings.init_from) if settings.init_from else None
     throughput = Throughput()
     trainer = _make_trainer(settings, throughput)
@@ -94,7 +97,7 @@ def train(cfg: Any) -> dict[str, Any]:
                 f"epoch; {epochs} epochs take the steps of {chosen_epochs} over the train split"
             )
         if teachers:
-            teacher = _teacher_scores(teachers, datamodule, settings.test)
+            teacher = _teacher_scores(paths, teachers, datamodule, settings.test)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
     wall = time.perf_counter() - started
@@ -127,36 +130,43 @@ def train(cfg: Any) -> dict[str, Any]:
     return metrics
 
 
-def _attach_teachers(settings: TrainSettings, datamodule: SpeechCommandsDataModule) -> list[Path]:
-    """With distil.teachers set: their cached soft labels ride along with every training clip
-    (distil.online: the module's teachers label each batch instead, checked here all the same)."""
+def _attach_teachers(
+    settings: TrainSettings, datamodule: SpeechCommandsDataModule
+) -> tuple[list[Path], list[StackedLSTMClassifier]]:
+    """With distil.teachers set: their checkpoints and models, loaded once on the CPU by every
+    process before fit (wrong labels: one line); with distil.online=false their cached soft
+    labels ride along with every training clip."""
     if not settings.distil.teachers:
-        return []
+        return [], []
     paths = teacher_checkpoints(settings.distil.teachers)
+    teachers = load_teachers(paths, datamodule.labels, torch.device("cpu"))
     if settings.distil.online:
-        load_teachers(paths, datamodule.labels, torch.device("cpu"))  # wrong labels: one line now
-        return paths
+        return paths, teachers
     fit = datamodule.fit
     corpus = datamodule.corpus
     assert fit is not None and corpus is not None  # setup() has run
     identity = f"{fit.fit_on}:{corpus.index.fingerprint(fit.paths)}"
     soft = cached_soft_labels(
         paths,
-        datamodule.labels,
+        teachers,
         fit.waves,
         identity,
         settings.distil,
         cache_root(settings.data) / "teachers",
     )
     datamodule.attach_soft_labels(soft)
-    return paths
+    return paths, teachers
 
 
 def _teacher_scores(
-    paths: list[Path], datamodule: SpeechCommandsDataModule, test: bool
+    paths: list[Path],
+    teachers: list[StackedLSTMClassifier],
+    datamodule: SpeechCommandsDataModule,
+    test: bool,
 ) -> dict[str, Any]:
     """The teachers' ensemble (averaged posteriors) scored like the student: its own accuracy."""
-    models = load_teachers(paths, datamodule.labels)
+    device = resolve_device("auto")
+    models = [model.to(device) for model in teachers]
     scores: dict[str, Any] = {"checkpoints": [str(p) for p in paths]}
     for split, key in (("validation", "val_acc"), ("test", "test_acc")):
         if split == "test" and not test:
