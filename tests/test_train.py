@@ -19,12 +19,18 @@ from omegaconf import DictConfig
 from speechrnn.augment import mixup
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
-from speechrnn.training.job import TrainSettings
+from speechrnn.training.job import TrainSettings, train_job
 from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buffers
 from speechrnn.training.settings import TrainerConfig, cpu_has_bf16
 from speechrnn.training.train import train
 
-from support.cli import TRAINED_RUN, console_script, run_console, small_task_overrides
+from support.cli import (
+    TRAINED_RUN,
+    compose_config,
+    console_script,
+    run_console,
+    small_task_overrides,
+)
 
 GROUPS = {
     "data": ["gsc_v2_12", "gsc_v2_35", "gsc_v1_12", "synthetic"],
@@ -353,3 +359,28 @@ def test_ddp_processes_evaluate_with_rank_zero_batch_norm_statistics(tmp_path: P
     states = [torch.load(f"{out}.{rank}") for rank in (0, 1)]
     assert states[0]["running_mean"].tolist() == [1.0, 1.0, 1.0]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_train_job_leaves_the_process_group_it_joined(
+    fails: bool, toy_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gloo group left to interpreter shutdown can abort the process: the job ends it, even
+    when training fails."""
+
+    def joins(cfg: DictConfig) -> dict[str, float]:
+        torch.distributed.init_process_group(
+            "gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1
+        )
+        if fails:
+            raise ConfigError("a rank failed")
+        return {"best_val_acc": 0.5}
+
+    monkeypatch.setattr("speechrnn.training.train.train", joins)
+    cfg = compose_config("train", [f"data.root={toy_corpus}", f"run_dir={tmp_path / 'run'}"])
+    if fails:
+        with pytest.raises(ConfigError, match="a rank failed"):
+            train_job(cfg)
+    else:
+        assert train_job(cfg) == {"best_val_acc": 0.5}
+    assert not torch.distributed.is_initialized()

@@ -99,9 +99,12 @@ def train_job(cfg: Any) -> dict[str, Any] | float | None:
     that a sweeper optimises (None in a process other than global rank 0). A wrong setting is
     one line before Lightning loads (about 6 s)."""
     TrainSettings.from_config(cfg)
-    from speechrnn.training.train import train
+    from speechrnn.training.train import end_process_group, train
 
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    finally:
+        end_process_group()
     objective = cfg.get("objective")
     if not objective:
         return metrics

@@ -130,6 +130,13 @@ def train(cfg: Any) -> dict[str, Any]:
     return metrics
 
 
+def end_process_group() -> None:
+    """Leave the DDP process group, if this process joined one: Lightning leaves a gloo group to
+    interpreter shutdown, where its worker threads can abort the process (SIGABRT)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def _attach_teachers(
     settings: TrainSettings, datamodule: SpeechCommandsDataModule
 ) -> tuple[list[Path], list[StackedLSTMClassifier]]:
