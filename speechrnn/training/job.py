@@ -99,12 +99,9 @@ def train_job(cfg: Any) -> dict[str, Any] | float | None:
     that a sweeper optimises (None in a process other than global rank 0). A wrong setting is
     one line before Lightning loads (about 6 s)."""
     TrainSettings.from_config(cfg)
-    from speechrnn.training.train import end_process_group, train
+    from speechrnn.training.train import train
 
-    try:
-        metrics = train(cfg)
-    finally:
-        end_process_group()
+    metrics = train(cfg)
     objective = cfg.get("objective")
     if not objective:
         return metrics

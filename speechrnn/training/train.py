@@ -56,7 +56,15 @@ class Throughput(L.Callback):
 
 def train(cfg: Any) -> dict[str, Any]:
     """Train, test the chosen checkpoint (unless test=false), write metrics.json (and the report)
-    into the run dir; global rank 0 alone writes and returns the metrics, other ranks return {}."""
+    into the run dir; global rank 0 alone writes and returns the metrics, other ranks return {}.
+    A DDP process leaves its process group on the way out, failed runs included."""
+    try:
+        return _train(cfg)
+    finally:
+        _end_process_group()
+
+
+def _train(cfg: Any) -> dict[str, Any]:
     settings = TrainSettings.from_config(cfg)
     if settings.ckpt_path is not None:  # one line for a corrupt or foreign file, before any work
         check_resumable(settings.ckpt_path, asdict(settings.features), asdict(settings.model))
@@ -130,7 +138,7 @@ def train(cfg: Any) -> dict[str, Any]:
     return metrics
 
 
-def end_process_group() -> None:
+def _end_process_group() -> None:
     """Leave the DDP process group, if this process joined one: Lightning leaves a gloo group to
     interpreter shutdown, where its worker threads can abort the process (SIGABRT)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
