@@ -123,7 +123,7 @@ def test_student_learns_from_the_teachers_and_reports_their_ensemble(
     student = load_checkpoint(metrics["tested_checkpoint"])  # an ordinary checkpoint
     assert student.labels == TorchBackend(teachers / "0" / "checkpoints" / "last.ckpt").labels
     hparams = torch.load(metrics["tested_checkpoint"], weights_only=True)["hyper_parameters"]
-    assert hparams["distil_weight"] == 0.5 and hparams["distil_temperature"] == 2.0
+    assert hparams["distil_weight"] == 0.5 and hparams["distil_temperature"] == 4.0
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["teacher"] == teacher
     assert list((Path(os.environ["SPEECHRNN_CACHE"]) / "teachers").glob("*.npy"))

@@ -27,7 +27,7 @@ class DistilConfig:
 
     teachers: tuple[str, ...] | str = ()  # checkpoints, run dirs or sweep dirs; (): no distilling
     weight: float = 0.5  # share of the loss on the teachers' soft labels (the rest: true labels)
-    temperature: float = 2.0  # softens teachers and student alike; the soft term is scaled by T^2
+    temperature: float = 4.0  # softens teachers and student alike; the soft term is scaled by T^2
     online: bool = True  # teachers label each augmented batch as the student sees it; false: cache
     batch_size: int = 256  # clips per teacher forward pass while the soft labels are cached
 
