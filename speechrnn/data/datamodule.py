@@ -176,7 +176,10 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._bank = self.corpus.noise()
 
     def _plan(self, words: tuple[str, ...]) -> TaskPlan:
-        return plan_task(words, self.labels, self.data.silence_share, self.data.unknown_share)
+        data = self.data
+        return plan_task(
+            words, self.labels, data.silence_share, data.unknown_share, data.unknown_draw
+        )
 
     def schedule_epochs(self, max_epochs: int) -> int:
         """Epochs over the fitted clips that take as many steps as `max_epochs` over the train

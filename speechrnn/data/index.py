@@ -142,6 +142,7 @@ class TaskPlan:
     unknown_pool: np.ndarray  # (U,) rows whose word is not a label
     n_unknown: int
     n_silence: int
+    unknown_p: np.ndarray | None = None  # (U,) training draw probabilities; None: uniform
 
     @property
     def silence_target(self) -> int:
@@ -154,7 +155,7 @@ class TaskPlan:
         rows = np.concatenate(
             [
                 self.known,
-                self._pick_unknown(rng, self.n_unknown),
+                self._pick_unknown(rng, self.n_unknown, self.unknown_p),
                 np.full(self.n_silence, -1, np.int64),
             ]
         )
@@ -170,17 +171,27 @@ class TaskPlan:
         picked = self._pick_unknown(np.random.default_rng([seed, 1]), n)
         return np.sort(np.concatenate([self.known, picked]))
 
-    def _pick_unknown(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _pick_unknown(
+        self, rng: np.random.Generator, n: int, p: np.ndarray | None = None
+    ) -> np.ndarray:
         pool = self.unknown_pool
         if n == 0 or pool.size == 0:
             return np.zeros(0, np.int64)
-        return np.sort(rng.choice(pool, n, replace=n > pool.size))
+        return np.sort(rng.choice(pool, n, replace=p is not None or n > pool.size, p=p))
 
 
 def plan_task(
-    words: Sequence[str], labels: Sequence[str], silence_share: float, unknown_share: float
+    words: Sequence[str],
+    labels: Sequence[str],
+    silence_share: float,
+    unknown_share: float,
+    unknown_draw: str = "clip",
 ) -> TaskPlan:
-    """Map clip rows (their words) to `labels`; words outside them feed _unknown_ if it exists."""
+    """Map clip rows (their words) to `labels`; words outside them feed _unknown_ if it exists.
+
+    `unknown_draw`: training's _unknown_ clips uniform over the pool's clips (clip) or over its
+    words (word: each word equally likely, then a clip of it, with replacement).
+    """
     index = {label: i for i, label in enumerate(labels)}
     word_targets = np.array([index.get(w, -1) for w in words], np.int64)  # (N,)
     known = np.flatnonzero(word_targets >= 0)
@@ -191,4 +202,11 @@ def plan_task(
         targets[pool] = index[UNKNOWN]
     n_unknown = share_count(unknown_share, known.size) if pool.size else 0
     n_silence = share_count(silence_share, known.size) if SILENCE in index else 0
-    return TaskPlan(tuple(labels), targets, known, pool, n_unknown, n_silence)
+    p = _word_balanced([words[r] for r in pool]) if unknown_draw == "word" and n_unknown else None
+    return TaskPlan(tuple(labels), targets, known, pool, n_unknown, n_silence, p)
+
+
+def _word_balanced(words: Sequence[str]) -> np.ndarray:
+    """Draw probabilities (U,) that give every word the same total, split evenly over its clips."""
+    _, inverse, counts = np.unique(np.array(words), return_inverse=True, return_counts=True)
+    return 1.0 / (counts.size * counts[inverse])  # (U,)

@@ -12,6 +12,7 @@ from speechrnn.errors import ConfigError
 from speechrnn.labels import COMMANDS, RESERVED_PREFIX
 
 OFFICIAL_TEST_SET = "official"
+UNKNOWN_DRAWS = ("clip", "word")  # data.unknown_draw: _unknown_ drawn over clips or words
 FIT_SETS: dict[str, tuple[str, ...]] = {  # data.fit_on: the splits a model is trained on
     "train": ("train",),
     "train+validation": ("train", "validation"),  # a final fit, once the settings are chosen
@@ -33,6 +34,7 @@ class DataConfig:
     words: tuple[str, ...] | None = COMMANDS
     silence_share: float = 0.1
     unknown_share: float = 0.1
+    unknown_draw: str = "clip"
     batch_size: int = 64
     resident: bool | str = "auto"
     synthetic: bool = False
@@ -50,6 +52,11 @@ class DataConfig:
             share = getattr(self, name)
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {share}")
+        if self.unknown_draw not in UNKNOWN_DRAWS:
+            raise ConfigError(
+                f"data.unknown_draw must be one of {', '.join(UNKNOWN_DRAWS)}, "
+                f"got {self.unknown_draw!r}"
+            )
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be at least 1, got {self.batch_size}")
         if isinstance(self.resident, str) and self.resident != "auto":

@@ -18,7 +18,9 @@ def label_counts(corpus: Corpus, data: DataConfig) -> tuple[list[str], dict[str,
     for split in SPLITS:
         if split == "train":
             cached = corpus.split(split)
-            plan = plan_task(cached.words, labels, data.silence_share, data.unknown_share)
+            plan = plan_task(
+                cached.words, labels, data.silence_share, data.unknown_share, data.unknown_draw
+            )
             rows = plan.train_rows(seed=0, epoch=0)
             targets = np.where(rows >= 0, plan.targets[rows.clip(min=0)], plan.silence_target)
         else:
