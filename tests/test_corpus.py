@@ -95,6 +95,7 @@ def test_every_data_config_file_builds(name: str) -> None:
     [
         ({"silence_share": 1.5}, "data.silence_share must be in"),
         ({"unknown_share": -0.1}, "data.unknown_share must be in"),
+        ({"unknown_draw": "speaker"}, "data.unknown_draw must be one of clip, word"),
         ({"batch_size": 0}, "data.batch_size must be at least 1"),
         ({"resident": "always"}, "data.resident must be auto, true or false"),
         ({"sha256": "abc"}, "data.sha256 must be 64 hex digits"),

@@ -132,6 +132,9 @@ def test_unknown_resampled_per_epoch_in_the_loader(data: DataConfig) -> None:
 
     assert drawn(0) != drawn(1)
     assert drawn(1) == drawn(1)
+    assert module.train_plan.unknown_p is None
+    by_word = _module(dataclasses.replace(data, unknown_draw="word")).train_plan
+    assert by_word.unknown_p is not None and by_word.unknown_p.sum() == pytest.approx(1.0)
 
 
 def test_same_seed_same_augmented_batches(data: DataConfig) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from speechrnn.data.index import plan_task, scan_corpus, speaker_of, task_labels, word_of
+from speechrnn.data.index import TaskPlan, plan_task, scan_corpus, speaker_of, task_labels, word_of
 from speechrnn.errors import DataError
 from speechrnn.labels import NOISE_DIR, SILENCE, SPLITS, UNKNOWN
 
@@ -137,6 +138,23 @@ def test_unknown_is_redrawn_each_epoch_but_fixed_for_eval() -> None:
     assert np.array_equal(fixed, plan.eval_rows(seed=0))
     assert np.all(np.diff(fixed) > 0)
     assert len(unknown(fixed)) == 15
+
+
+def test_word_draw_gives_every_other_word_the_same_share() -> None:
+    words = ["yes"] * 40 + ["a"] * 2 + ["b"] * 14 + ["c"] * 4
+    labels = task_labels(["yes"], sorted(set(words)), 0.0, 0.5)
+    by_clip, by_word = (plan_task(words, labels, 0.0, 0.5, draw) for draw in ("clip", "word"))
+
+    def drawn(plan: TaskPlan) -> Counter[str]:
+        rows = np.concatenate([plan.train_rows(seed=0, epoch=e) for e in range(300)])
+        return Counter(words[r] for r in rows if words[r] != "yes")
+
+    clip, word = drawn(by_clip), drawn(by_word)
+    assert clip == {"a": 600, "b": 4200, "c": 1200}  # the whole pool each epoch
+    assert sum(word.values()) == 6000 and max(word.values()) < 1.15 * min(word.values())
+    assert by_clip.unknown_p is None
+    assert np.array_equal(by_word.train_rows(2, 5), by_word.train_rows(2, 5))
+    assert np.array_equal(by_word.eval_rows(seed=0), by_clip.eval_rows(seed=0))
 
 
 def test_35_class_plan_has_no_specials() -> None:
