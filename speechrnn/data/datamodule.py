@@ -15,9 +15,9 @@ from speechrnn.augment import AugmentConfig, NoiseBank, batch_seed
 from speechrnn.augment import augment as augment_waves
 from speechrnn.data.corpus import Corpus, open_corpus, prepare
 from speechrnn.data.fitset import FitSet, fit_set
-from speechrnn.data.index import TaskPlan, plan_task
+from speechrnn.data.index import TaskPlan
 from speechrnn.data.settings import DataConfig
-from speechrnn.data.splits import SplitData, compose_split, load_split
+from speechrnn.data.splits import SplitData, compose_split, load_split, training_plan
 from speechrnn.errors import DataError
 
 EVAL_SEED = 0  # validation/test sets stay the same whatever the training seed
@@ -176,10 +176,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._bank = self.corpus.noise()
 
     def _plan(self, words: tuple[str, ...]) -> TaskPlan:
-        data = self.data
-        return plan_task(
-            words, self.labels, data.silence_share, data.unknown_share, data.unknown_draw
-        )
+        return training_plan(words, self.labels, self.data)
 
     def schedule_epochs(self, max_epochs: int) -> int:
         """Epochs over the fitted clips that take as many steps as `max_epochs` over the train

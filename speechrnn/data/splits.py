@@ -60,6 +60,11 @@ def load_split(
     return compose_split(open_corpus(data, progress), split, labels, data, seed)
 
 
+def training_plan(words: Sequence[str], labels: Sequence[str], data: DataConfig) -> TaskPlan:
+    """The label plan of the clips trained on: data's shares and its `_unknown_` draw."""
+    return plan_task(words, labels, data.silence_share, data.unknown_share, data.unknown_draw)
+
+
 def eval_plan(
     corpus: Corpus, split: str, labels: Sequence[str], data: DataConfig
 ) -> tuple[CachedSplit, TaskPlan]:

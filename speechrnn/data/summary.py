@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from speechrnn.data.corpus import Corpus
-from speechrnn.data.index import plan_task
 from speechrnn.data.settings import DataConfig
-from speechrnn.data.splits import eval_plan
+from speechrnn.data.splits import eval_plan, training_plan
 from speechrnn.labels import SILENCE, SPLITS, UNKNOWN
 
 
@@ -18,9 +17,7 @@ def label_counts(corpus: Corpus, data: DataConfig) -> tuple[list[str], dict[str,
     for split in SPLITS:
         if split == "train":
             cached = corpus.split(split)
-            plan = plan_task(
-                cached.words, labels, data.silence_share, data.unknown_share, data.unknown_draw
-            )
+            plan = training_plan(cached.words, labels, data)
             rows = plan.train_rows(seed=0, epoch=0)
             targets = np.where(rows >= 0, plan.targets[rows.clip(min=0)], plan.silence_target)
         else:
