@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from speechrnn import augment
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.inference.backends import TorchBackend
@@ -130,15 +132,16 @@ def test_student_learns_from_the_teachers_and_reports_their_ensemble(
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+@pytest.mark.parametrize("mixup", [0.0, 0.4])
 def test_online_teachers_label_the_batch_the_student_sees(
-    tone_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tone_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, mixup: float
 ) -> None:
     teacher = load_checkpoint(tone_checkpoint)
     module = SpeechCommandsModule(
         labels=teacher.labels,
         features=teacher.metadata()["features"],
         model={**teacher.metadata()["model"], "hidden_size": 8},
-        optim={},
+        optim={"mixup": mixup},
         distil_weight=0.5,
         distil_temperature=3.0,
         online_teachers=[str(tone_checkpoint), str(tone_checkpoint)],
@@ -150,11 +153,31 @@ def test_online_teachers_label_the_batch_the_student_sees(
         taught.append(soft)
         return distillation_loss(logits, soft, temperature)
 
+    mixed: list[torch.Tensor] = []
+    labelled: list[torch.Tensor] = []
+
+    def mixing(waves: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+        blended, partner, lam = augment.mixup(waves, alpha)
+        mixed.append(blended)
+        return blended, partner, lam
+
+    def labelling(
+        teachers: Sequence[StackedLSTMClassifier], waves: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        labelled.append(waves)
+        return distil.ensemble_posteriors(teachers, waves, temperature)
+
     monkeypatch.setattr("speechrnn.training.module.distillation_loss", recorded)
+    monkeypatch.setattr("speechrnn.training.module.mixup", mixing)
+    monkeypatch.setattr("speechrnn.training.module.ensemble_posteriors", labelling)
     waves = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (4, 16000)).astype("f4"))
     module.training_step((waves, torch.tensor([0, 1, 2, 3])), 0)
+    assert len(mixed) == (1 if mixup else 0)
+    student_input = mixed[0] if mixed else waves  # (4, 16000): the mixed clips under mixup
+    assert not mixup or not torch.equal(student_input, waves)
+    assert len(labelled) == 1 and torch.equal(labelled[0], student_input)
     with torch.no_grad():
-        expected = (teacher(waves) / 3.0).softmax(dim=-1)  # (4, C): both teachers are one model
+        expected = (teacher(student_input) / 3.0).softmax(dim=-1)  # (4, C): both teachers one model
     torch.testing.assert_close(taught[0], expected)
     assert all(key.startswith("model.") for key in module.state_dict())  # teachers are not saved
 
