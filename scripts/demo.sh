@@ -28,7 +28,7 @@ step "Python environment (.venv)"
 source scripts/venv.sh
 STAMP=.venv/.speechrnn-installed
 if [ ! -f "$STAMP" ] || ! cmp -s pyproject.toml "$STAMP"; then
-  "$VENV_PY" -m pip install --quiet --disable-pip-version-check -e .
+  install_speechrnn
   cp pyproject.toml "$STAMP"
 else
   echo "speechrnn already installed in .venv"
@@ -36,14 +36,8 @@ fi
 BIN="$PWD/.venv/bin"
 
 step "espeak-ng (speaks the synthetic corpus)"
-if ! command -v espeak-ng >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng
-  else
-    echo "error: espeak-ng is missing: sudo apt-get install espeak-ng (or brew install espeak-ng)" >&2
-    exit 1
-  fi
-fi
+source scripts/debian.sh
+need_commands espeak-ng=espeak-ng
 espeak-ng --version | head -n 1
 
 if [ "$QUICK" = 1 ]; then

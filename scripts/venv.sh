@@ -11,3 +11,10 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 fi
 VENV_PY="$PWD/.venv/bin/python"
+
+# install_speechrnn [EXTRAS]: the checkout, editable, into .venv, quietly (setuptools' notice that
+# an editable install maps the package through a finder says nothing about this project).
+install_speechrnn() {
+  PYTHONWARNINGS="ignore:Editable installation" "$VENV_PY" -m pip install --quiet \
+    --disable-pip-version-check -e ".${1:+[$1]}"
+}
