@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from speechrnn.errors import CheckpointError, ConfigError
-from speechrnn.model import FORMAT, StackedLSTMClassifier
+from speechrnn.metadata import CHECKPOINT_FORMAT
+from speechrnn.model import StackedLSTMClassifier
 from speechrnn.validation import check_metadata, check_shapes, check_state
 
 RUN_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # a training run's final weights
@@ -108,7 +109,7 @@ def check_resumable(path: Path, features: dict[str, Any], model: dict[str, Any])
 
 def _split_checkpoint(raw: object, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(metadata, model state dict) of a standalone or a Lightning checkpoint."""
-    if isinstance(raw, dict) and raw.get("format") == FORMAT:
+    if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         return raw, raw.get("state_dict")
     if isinstance(raw, dict) and isinstance(raw.get("speechrnn"), dict) and "state_dict" in raw:
         weights = check_state(raw["state_dict"], str(path))

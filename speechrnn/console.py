@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+
+from speechrnn.errors import ExitCode
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
 
 DEBUG_ENV = "SPEECHRNN_DEBUG"  # set to 1 for the full traceback instead of the one line
-INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in speechrnn (or a library), not the user's input
-INTERRUPTED = 130
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,7 +36,7 @@ def error_line(message: str) -> None:
     print(f"error: {shown(message)}", file=sys.stderr, flush=True)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def fail(message: str, code: int = ExitCode.FAILED) -> NoReturn:
     """Print one error line on stderr and exit non-zero (even when stderr is gone)."""
     try:
         error_line(message)
@@ -48,7 +52,7 @@ def guarded(main: Callable[P, R]) -> Callable[P, R]:
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
-            fail("interrupted", INTERRUPTED)
+            fail("interrupted", ExitCode.INTERRUPTED)
         except Exception as exc:
             internal_error(exc)
 
@@ -56,14 +60,14 @@ def guarded(main: Callable[P, R]) -> Callable[P, R]:
 
 
 def internal_error(exc: Exception) -> NoReturn:
-    """Exit INTERNAL_ERROR with one line naming `exc`; re-raise it when DEBUG_ENV is set."""
+    """Exit ExitCode.INTERNAL with one line naming `exc`; re-raise it when DEBUG_ENV is set."""
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         raise exc
     text = (str(exc).strip().splitlines() or [""])[0][:300]
     fail(
         f"internal error: {type(exc).__name__}{': ' if text else ''}{text} "
         f"(a bug; run again with {DEBUG_ENV}=1 for the full traceback)",
-        INTERNAL_ERROR,
+        ExitCode.INTERNAL,
     )
 
 
@@ -131,3 +135,16 @@ class ByteBar:
 
     def advance(self, size: int) -> None:
         self._progress.advance(self._task, size)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Mute the exporter's progress prints, warnings and log records (Hydra logs INFO)."""
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(before)

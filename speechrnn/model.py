@@ -13,11 +13,11 @@ from torch import nn
 from speechrnn.errors import ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
 from speechrnn.labels import SILENCE
+from speechrnn.metadata import model_metadata
 
 POOLINGS = ("last", "mean", "attention")
 MASK_DOMAINS = ("mfcc", "mel")
 SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) carries no signal
-FORMAT = "speechrnn-checkpoint/1"
 
 
 @dataclass(frozen=True)
@@ -196,12 +196,7 @@ class StackedLSTMClassifier(nn.Module):
 
     def metadata(self) -> dict[str, Any]:
         """Everything besides the weights needed to rebuild this model: plain values only."""
-        return {
-            "format": FORMAT,
-            "labels": list(self.labels),
-            "features": asdict(self.feature_config),
-            "model": asdict(self.config),
-        }
+        return model_metadata(self.labels, asdict(self.feature_config), asdict(self.config))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a standalone checkpoint loadable with `torch.load(weights_only=True)`."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from speechrnn.config import register_configs
+from speechrnn.cli.registry import register_configs
 from speechrnn.data.files import file_lock
 
 from support.cli import (
@@ -22,6 +22,7 @@ from support.cli import (
     compose_config,
     small_task_overrides,
     tone_task_overrides,
+    train_settings,
 )
 from support.loopback import LoopbackServer, serve
 
@@ -113,7 +114,7 @@ def trained_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
         # epochs and louder noise keep the spotting tests off float rounding (docs/benchmarks.md):
         augment = ("augment.time_shift_ms=100", "augment.noise_volume=0.2", "augment.speed=0.0")
         overrides = small_task_overrides(small_corpus, run_dir, *TRAINED_RUN, *augment)
-        train(compose_config("train", overrides))
+        train(train_settings(overrides))
         return run_dir
 
     return built_once(tmp_path_factory, "trained_run", build)
@@ -149,7 +150,7 @@ def tone_checkpoint(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
             "trainer.log_every_n_steps=1",
             "optim.lr=1e-2",
         )
-        train(compose_config("train", overrides))
+        train(train_settings(overrides))
         return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
 
     return built_once(tmp_path_factory, "tone_run", build)

@@ -16,8 +16,8 @@ from speechrnn.augment import (
     random_gain,
     time_shift,
 )
-from speechrnn.config import from_mapping
 from speechrnn.errors import ConfigError
+from speechrnn.settings import from_mapping
 
 
 def _gen(seed: int = 0, device: str = "cpu") -> torch.Generator:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from speechrnn.cli import RANK_VARIABLES, follower_overrides, launched_as_follower
+from speechrnn.cli.hydra_app import RANK_VARIABLES, follower_overrides, launched_as_follower
 from speechrnn.data.datamodule import SpeechCommandsDataModule
-from speechrnn.training.job import TrainSettings
+from speechrnn.training.settings import TrainSettings
 
 from support.cli import compose_config, console_script, run_console, small_task_overrides
 

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from speechrnn import CONFIG_DIR
-from speechrnn.config import defaults_of, from_mapping, train_sections
+from speechrnn.cli.registry import defaults_of, train_sections
 from speechrnn.errors import ConfigError
 from speechrnn.evaluation.longform import LongformConfig
 from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
@@ -15,6 +15,7 @@ from speechrnn.features import FeatureConfig
 from speechrnn.inference.export import ExportConfig
 from speechrnn.inference.streaming import StreamConfig
 from speechrnn.model import ModelConfig
+from speechrnn.settings import from_mapping
 from speechrnn.training.settings import OptimConfig, RunConfig
 
 from support.cli import compose_config

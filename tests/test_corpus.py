@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from speechrnn.config import from_mapping
 from speechrnn.data.corpus import prepare, resolve_root
 from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import ConfigError, DataError
+from speechrnn.settings import from_mapping
 
 from support.cli import data_variant
 
@@ -176,7 +176,7 @@ def _yaml(name: str, *keys: str) -> dict[str, Any]:
 
 def _download_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SPEECHRNN_CACHE": str(cwd / "cache")}
-    code = "from speechrnn.cli import download_main; download_main()"
+    code = "from speechrnn.cli.download import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *overrides],
         cwd=cwd,

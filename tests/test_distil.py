@@ -1,9 +1,8 @@
-"""Ensemble distillation: teachers found, soft labels averaged and cached, the student trained."""
+"""Ensemble distillation as an add-on: teachers found, the batch labelled, the student trained."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -21,17 +20,15 @@ from speechrnn.inference.backends import TorchBackend
 from speechrnn.model import StackedLSTMClassifier
 from speechrnn.training import distil
 from speechrnn.training.distil import (
-    DistilConfig,
-    cached_soft_labels,
+    DistillationModule,
     distillation_loss,
     load_teachers,
     teacher_checkpoints,
 )
-from speechrnn.training.job import TrainSettings
-from speechrnn.training.module import SpeechCommandsModule
+from speechrnn.training.settings import TrainSettings
 from speechrnn.training.train import train
 
-from support.cli import compose_config, run_console
+from support.cli import compose_config, run_console, train_settings
 
 TONE_TASK = 'data.words=["yes","no","up","down"]'
 
@@ -70,35 +67,17 @@ def test_teachers_are_checkpoints_run_dirs_or_sweep_dirs(teachers: Path, tmp_pat
         teacher_checkpoints([str(tmp_path / "empty")])
 
 
-def test_soft_labels_average_the_teachers_and_are_computed_once(
-    teachers: Path, tone_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_ensemble_averages_the_teachers_posteriors(
+    teachers: Path, tone_checkpoint: Path
 ) -> None:
     waves = np.random.default_rng(0).integers(-8000, 8000, (5, 16000)).astype(np.int16)
     paths = teacher_checkpoints([str(teachers)])
-    labels = TorchBackend(tone_checkpoint).labels
-    models = load_teachers(paths, labels, torch.device("cpu"))
-    config = DistilConfig(temperature=1.0)
-    soft = cached_soft_labels(paths, models, waves, "clips-a", config, tmp_path)
+    models = load_teachers(paths, TorchBackend(tone_checkpoint).labels, torch.device("cpu"))
+    soft = distil.ensemble_probabilities(models, waves)  # (5, C)
     expected = TorchBackend(tone_checkpoint)(waves.astype(np.float32) / 32768.0)  # (5, C)
     np.testing.assert_allclose(soft, expected, atol=1e-5)
-    warm = DistilConfig(temperature=4.0)
-    softer = cached_soft_labels(paths, models, waves, "clips-a", warm, tmp_path)
+    softer = distil.ensemble_probabilities(models, waves, temperature=4.0)
     assert softer.max(axis=1).mean() < soft.max(axis=1).mean()  # T softens the posteriors
-
-    def no_teacher(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the teachers ran again")
-
-    monkeypatch.setattr(distil, "ensemble_probabilities", no_teacher)
-    again = cached_soft_labels(paths, models, waves, "clips-a", config, tmp_path)
-    np.testing.assert_array_equal(again, soft)
-    with pytest.raises(AssertionError, match="ran again"):  # other clips: another cache entry
-        cached_soft_labels(paths, models, waves, "clips-b", config, tmp_path)
-    monkeypatch.undo()
-    (entry,) = [f for f in tmp_path.glob("*.npy") if np.load(f).max() == soft.max()]
-    entry.write_bytes(entry.read_bytes()[:100])  # a damaged entry is computed again
-    np.testing.assert_array_equal(
-        cached_soft_labels(paths, models, waves, "clips-a", config, tmp_path), soft
-    )
 
 
 def test_distillation_loss_is_the_tempered_kl_divergence() -> None:
@@ -112,39 +91,20 @@ def test_distillation_loss_is_the_tempered_kl_divergence() -> None:
     assert F.cross_entropy(logits, soft.argmax(-1)) > 0  # the true-label term is separate
 
 
-def test_student_learns_from_the_teachers_and_reports_their_ensemble(
-    teachers: Path, toy_corpus: Path, tmp_path: Path
-) -> None:
-    overrides = _student(
-        toy_corpus, tmp_path / "run", f"distil.teachers={teachers}", "distil.online=false"
-    )
-    metrics = train(compose_config("train", overrides))
-    teacher = metrics["teacher"]
-    assert len(teacher["checkpoints"]) == 2 and 0.0 <= teacher["val_acc"] <= 1.0
-    assert 0.0 <= teacher["test_acc"] <= 1.0
-    student = load_checkpoint(metrics["tested_checkpoint"])  # an ordinary checkpoint
-    assert student.labels == TorchBackend(teachers / "0" / "checkpoints" / "last.ckpt").labels
-    hparams = torch.load(metrics["tested_checkpoint"], weights_only=True)["hyper_parameters"]
-    assert hparams["distil_weight"] == 0.5 and hparams["distil_temperature"] == 4.0
-    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert saved["teacher"] == teacher
-    assert list((Path(os.environ["SPEECHRNN_CACHE"]) / "teachers").glob("*.npy"))
-
-
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 @pytest.mark.parametrize("mixup", [0.0, 0.4])
 def test_online_teachers_label_the_batch_the_student_sees(
     tone_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, mixup: float
 ) -> None:
     teacher = load_checkpoint(tone_checkpoint)
-    module = SpeechCommandsModule(
+    module = DistillationModule(
         labels=teacher.labels,
         features=teacher.metadata()["features"],
         model={**teacher.metadata()["model"], "hidden_size": 8},
         optim={"mixup": mixup},
-        distil_weight=0.5,
-        distil_temperature=3.0,
-        online_teachers=[str(tone_checkpoint), str(tone_checkpoint)],
+        teachers=[str(tone_checkpoint), str(tone_checkpoint)],
+        weight=0.5,
+        temperature=3.0,
     )
     module.on_fit_start()
     taught: list[torch.Tensor] = []
@@ -167,9 +127,9 @@ def test_online_teachers_label_the_batch_the_student_sees(
         labelled.append(waves)
         return distil.ensemble_posteriors(teachers, waves, temperature)
 
-    monkeypatch.setattr("speechrnn.training.module.distillation_loss", recorded)
+    monkeypatch.setattr("speechrnn.training.distil.distillation_loss", recorded)
     monkeypatch.setattr("speechrnn.training.module.mixup", mixing)
-    monkeypatch.setattr("speechrnn.training.module.ensemble_posteriors", labelling)
+    monkeypatch.setattr("speechrnn.training.distil.ensemble_posteriors", labelling)
     waves = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (4, 16000)).astype("f4"))
     module.training_step((waves, torch.tensor([0, 1, 2, 3])), 0)
     assert len(mixed) == (1 if mixup else 0)
@@ -182,7 +142,7 @@ def test_online_teachers_label_the_batch_the_student_sees(
     assert all(key.startswith("model.") for key in module.state_dict())  # teachers are not saved
 
 
-def test_online_student_trains_without_a_soft_label_cache(
+def test_student_learns_from_the_teachers_and_reports_their_ensemble(
     teachers: Path, toy_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loaded: list[Path] = []
@@ -199,40 +159,19 @@ def test_online_student_trains_without_a_soft_label_cache(
         f"distil.teachers={teachers}",
         f"data.cache_dir={cache}",
     )
-    metrics = train(compose_config("train", overrides))
-    assert 0.0 <= metrics["teacher"]["val_acc"] <= 1.0
+    metrics = train(train_settings(overrides))
+    teacher = metrics["teacher"]
+    assert len(teacher["checkpoints"]) == 2 and 0.0 <= teacher["val_acc"] <= 1.0
+    assert 0.0 <= teacher["test_acc"] <= 1.0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["teacher"] == teacher
     student = load_checkpoint(metrics["tested_checkpoint"])  # an ordinary checkpoint
     assert student.labels == TorchBackend(teachers / "0" / "checkpoints" / "last.ckpt").labels
     hparams = torch.load(metrics["tested_checkpoint"], weights_only=True)["hyper_parameters"]
     paths = teacher_checkpoints([str(teachers)])
-    assert hparams["online_teachers"] == [str(p) for p in paths]
+    assert hparams["teachers"] == [str(p) for p in paths]
+    assert (hparams["weight"], hparams["temperature"]) == (0.5, 4.0)
     assert loaded == paths  # one load each: label check, ensemble score and fit share it
     assert not (cache / "teachers").exists()
-
-
-def test_training_batches_carry_soft_labels_and_silence_keeps_its_own(
-    teachers: Path, toy_corpus: Path, tmp_path: Path
-) -> None:
-    from speechrnn.augment import AugmentConfig
-    from speechrnn.data.datamodule import SpeechCommandsDataModule
-    from speechrnn.data.settings import DataConfig
-
-    data = DataConfig(root=str(toy_corpus), words=("yes", "no", "up", "down"), batch_size=16)
-    module = SpeechCommandsDataModule(data, AugmentConfig(), progress=False)
-    module.prepare_data()
-    module.setup("fit")
-    assert module.fit is not None
-    soft = np.full((len(module.fit.paths), len(module.labels)), 1.0 / len(module.labels))
-    module.attach_soft_labels(soft.astype(np.float32))
-    for batch in module.train_dataloader():
-        _, targets, labels = module.gather(batch, augment=True)
-        assert labels.shape == (len(targets), len(module.labels))
-        silent = labels[: batch.silent]
-        assert (silent.argmax(dim=1) == module.labels.index("_silence_")).all()
-        assert (silent.max(dim=1).values == 1.0).all()
-        torch.testing.assert_close(
-            labels[batch.silent :].sum(dim=1), torch.ones(len(targets) - batch.silent)
-        )
 
 
 @pytest.mark.parametrize(
@@ -240,7 +179,7 @@ def test_training_batches_carry_soft_labels_and_silence_keeps_its_own(
     [
         ("distil.weight=1.5", "distil.weight must be in [0, 1], got 1.5"),
         ("distil.temperature=0", "distil.temperature must be positive, got 0"),
-        ("distil.batch_size=0", "distil.batch_size must be at least 1, got 0"),
+        ("distil.online=false", "distil: unknown key(s) online"),
     ],
 )
 def test_bad_distillation_settings_are_refused_before_training(
@@ -268,4 +207,4 @@ def test_teachers_of_another_task_are_refused(
     overrides = _student(toy_corpus, tmp_path, f"distil.teachers={teachers}")
     overrides[1] = 'data.words=["yes","no","up"]'
     with pytest.raises(ConfigError, match=r"has labels .*; the student's are"):
-        train(compose_config("train", overrides))
+        train(train_settings(overrides))

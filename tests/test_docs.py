@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from speechrnn.config import defaults_of, train_sections
+from speechrnn.cli.registry import defaults_of, train_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^\| `([\w.]+)` \| `([^`]*)` \|", re.M)

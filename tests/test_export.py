@@ -14,10 +14,11 @@ import torch
 from omegaconf import OmegaConf
 
 from speechrnn.checkpoint import load_checkpoint
+from speechrnn.cli.export import export_task
 from speechrnn.errors import ExportError
 from speechrnn.inference import export
 from speechrnn.inference.backends import OnnxBackend
-from speechrnn.inference.export import export_config, probe_signals
+from speechrnn.inference.export import probe_signals
 from speechrnn.inference.predict import load_model
 
 from support.inference import (
@@ -32,14 +33,14 @@ from support.inference import (
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, export.ExportResult]:
-    """One export through the Hydra-free entry point, with a folder of real clips."""
+    """One export through speechrnn-export's task, with a folder of real clips."""
     root = tmp_path_factory.mktemp("export")
     ckpt = tiny_checkpoint(root / "tiny.pt")
     for i in range(4):
         write(root / "clips" / f"c{i}.wav", speechlike(i, seconds=0.8))
     cfg = OmegaConf.create({"ckpt_path": str(ckpt), "out": str(root / "out" / "m.onnx"),
                             "audio": str(root / "clips")})  # fmt: skip
-    return ckpt, root / "out" / "m.onnx", export_config(cfg)
+    return ckpt, root / "out" / "m.onnx", export_task(cfg)
 
 
 def test_export_writes_labels_and_settings_and_reports_parity(
@@ -123,7 +124,7 @@ def test_mismatch_refuses_to_write_and_keeps_the_old_file(
 
 def test_export_cli_reports_a_missing_checkpoint_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from speechrnn.cli import export_main; export_main()",
+        [sys.executable, "-c", "from speechrnn.cli.export import main; main()",
          f"ckpt_path={tmp_path / 'missing.pt'}", f"out={tmp_path / 'm.onnx'}"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env=cli_env(),

@@ -15,10 +15,10 @@ from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.data.fitset import StackedWaves
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
-from speechrnn.training.job import TrainSettings
+from speechrnn.training.settings import TrainSettings
 from speechrnn.training.train import train
 
-from support.cli import compose_config, run_console
+from support.cli import compose_config, run_console, train_settings
 from support.tones import TOY_WORDS
 
 NO_AUGMENT = AugmentConfig(time_shift_ms=0.0, noise_prob=0.0, gain_db=0.0, speed=0.0)
@@ -71,7 +71,7 @@ def test_final_fit_trains_on_train_and_validation_clips_with_the_same_steps(
     [
         ("test_checkpoint=best", "test_checkpoint=best cannot choose"),
         ("trainer.early_stopping_patience=3", "early_stopping_patience cannot choose"),
-        ("objective=best_val_acc", "objective=best_val_acc cannot choose"),
+        ("objective=val_error", "a sweep's objective=val_error cannot choose"),
     ],
 )
 def test_a_final_fit_refuses_to_choose_on_the_clips_it_trains_on(
@@ -81,6 +81,8 @@ def test_a_final_fit_refuses_to_choose_on_the_clips_it_trains_on(
         "train", ["data.root=x", "data.fit_on=train+validation", f"run_dir={tmp_path}", override]
     )
     with pytest.raises(ConfigError, match=needle):
+        TrainSettings.from_config(cfg, multirun=True)
+    if override == "objective=val_error":  # one run alone chooses nothing
         TrainSettings.from_config(cfg)
 
 
@@ -110,7 +112,7 @@ def test_final_fit_run_trains_and_tests_on_the_untouched_test_split(
         "evaluate=false",
         f"run_dir={tmp_path}",
     ]
-    metrics = train(compose_config("train", overrides))
+    metrics = train(train_settings(overrides))
     assert metrics["fit_on"] == "train+validation" and metrics["teacher"] is None
     assert metrics["epochs"] == 2  # round(3 * 30 / 40): 3 epochs' steps over the train split
     assert metrics["test_clips"] == 8 + 1 + 1

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from speechrnn.audio import read_audio
+from speechrnn.cli import predict
 from speechrnn.errors import AudioError
-from speechrnn.inference import predict
 from speechrnn.inference.inputs import expand_inputs
 
 from support.inference import run_cli, speechlike, tiny_checkpoint, write

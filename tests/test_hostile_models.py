@@ -125,7 +125,7 @@ def test_predict_exits_2_on_a_list_state_dict(tmp_path: Path, saved: dict) -> No
 def test_predict_exits_2_on_a_huge_model(
     tmp_path: Path, saved: dict, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from speechrnn.inference.predict import main
+    from speechrnn.cli.predict import main
 
     change, message = CASES[1]
     path = _crafted(tmp_path, saved, change)
@@ -144,15 +144,13 @@ def test_standalone_model_is_not_resumable(tmp_path: Path, saved: dict) -> None:
 def test_corrupt_ckpt_path_to_train_is_refused_before_any_work(tmp_path: Path) -> None:
     from speechrnn.training.train import train
 
-    from support.cli import compose_config
+    from support.cli import train_settings
 
     bad = tmp_path / "last.ckpt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    cfg = compose_config(
-        "train", [f"ckpt_path={bad}", "data=synthetic", f"run_dir={tmp_path / 'run'}"]
-    )
+    settings = train_settings([f"ckpt_path={bad}", "data=synthetic", f"run_dir={tmp_path / 'run'}"])
     with pytest.raises(CheckpointError) as caught:  # speechrnn-train: this line, exit 2
-        train(cfg)
+        train(settings)
     assert str(caught.value) == f"{bad}: not a readable checkpoint (RuntimeError)"
     assert not (tmp_path / "run").exists()
 

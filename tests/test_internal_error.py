@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from speechrnn.console import DEBUG_ENV, INTERNAL_ERROR
-from speechrnn.inference import predict
+from speechrnn.cli import predict
+from speechrnn.console import DEBUG_ENV
+from speechrnn.errors import ExitCode
 
 from support.inference import cli_env, tiny_checkpoint
 
@@ -48,14 +49,14 @@ def _run_broken(
 def test_predict_bug_is_one_line_exit_70(tmp_path: Path) -> None:
     model = tiny_checkpoint(tmp_path / "tiny.pt")
     done = _run_broken(
-        "speechrnn.inference.predict",
+        "speechrnn.cli.predict",
         "expand_inputs",
-        "speechrnn.inference.predict:main",
+        "speechrnn.cli.predict:main",
         str(model),
         "x.wav",
         cwd=tmp_path,
     )
-    assert done.returncode == INTERNAL_ERROR
+    assert done.returncode == ExitCode.INTERNAL
     assert done.stdout == ""
     assert done.stderr.splitlines() == [f"error: internal error: KeyError: 'planted' {HINT}"]
 
@@ -75,19 +76,19 @@ def test_predict_bug_raises_with_debug(
     monkeypatch.setenv(DEBUG_ENV, "0")
     with pytest.raises(SystemExit) as stopped:
         predict.main([str(model), "x.wav"])
-    assert stopped.value.code == INTERNAL_ERROR
+    assert stopped.value.code == ExitCode.INTERNAL
     assert capsys.readouterr().err == f"error: internal error: KeyError: 'planted' {HINT}\n"
 
 
 def test_hydra_job_bug_is_one_line_exit_70(tmp_path: Path) -> None:
     done = _run_broken(
         "speechrnn.inference.export",
-        "export_config",
-        "speechrnn.cli:export_main",
+        "export_onnx",
+        "speechrnn.cli.export:main",
         f"ckpt_path={tmp_path / 'none.ckpt'}",
         f"hydra.run.dir={tmp_path / 'out'}",
         cwd=tmp_path,
     )
-    assert done.returncode == INTERNAL_ERROR
+    assert done.returncode == ExitCode.INTERNAL
     assert done.stdout == ""
     assert done.stderr.splitlines() == [f"error: internal error: KeyError: 'planted' {HINT}"]

@@ -17,7 +17,7 @@ import soundfile as sf
 from test_evaluate import _forced_model
 
 from speechrnn.augment import AugmentConfig
-from speechrnn.config import from_mapping
+from speechrnn.cli.evaluate import eval_task
 from speechrnn.data.datamodule import SpeechCommandsDataModule
 from speechrnn.data.gsc.archive import MARKER
 from speechrnn.data.gsc.download import ARCHIVES
@@ -25,7 +25,8 @@ from speechrnn.data.index import speaker_of
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import ConfigError, DataError
-from speechrnn.evaluation.evaluate import evaluate, evaluate_config
+from speechrnn.evaluation.evaluate import evaluate
+from speechrnn.settings import from_mapping
 
 from support.cli import SMALL_WORDS, compose_config, data_variant, run_console
 
@@ -96,7 +97,7 @@ def test_official_archive_is_downloaded_verified_and_evaluated(
         f"data.cache_dir={tmp_path / 'cache'}",
     ]
     cfg = compose_config("eval", [f"ckpt_path={ckpt}", f"report_dir={tmp_path / 'r'}", *overrides])
-    report = evaluate_config(cfg)
+    report = eval_task(cfg)
 
     extracted = tmp_path / "cache" / "speech_commands_test_set_v0.02"
     assert json.loads((extracted / MARKER).read_text())["sha256"] == sha

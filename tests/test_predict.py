@@ -14,9 +14,9 @@ import torch
 from speechrnn import load_model
 from speechrnn.audio import load_audio
 from speechrnn.checkpoint import load_checkpoint
+from speechrnn.cli.predict import main
 from speechrnn.errors import AudioError
 from speechrnn.inference.inputs import expand_inputs
-from speechrnn.inference.predict import main
 
 from support.inference import (
     LABELS,

@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
+from speechrnn.cli.export import export_task
 from speechrnn.errors import ConfigError
-from speechrnn.inference.export import ExportConfig, ExportResult, export_config
+from speechrnn.inference.export import ExportConfig, ExportResult
 from speechrnn.inference.predict import load_model
 from speechrnn.inference.quantize import HALF_MIN_ELEMENTS
 
@@ -27,7 +28,7 @@ def exported(
     out = tmp_path_factory.mktemp("int8") / "tone.onnx"
     cfg = OmegaConf.create({"ckpt_path": str(tone_checkpoint), "out": str(out), "quantize": "int8",
                             "heldout": str(toy_corpus), "max_accuracy_drop": 1.0})  # fmt: skip
-    return export_config(cfg)
+    return export_task(cfg)
 
 
 def test_int8_model_is_smaller_and_agrees_with_the_float_model(

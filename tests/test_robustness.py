@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechrnn.inference.predict import main
+from speechrnn.cli.predict import main
 
 from support.inference import RATE, run_cli, speechlike, tiny_checkpoint, write
 

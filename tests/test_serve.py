@@ -13,9 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from speechrnn.cli.predict import main as predict_main
+from speechrnn.cli.serve import main as serve_main
 from speechrnn.inference.predict import Predictor, load_model
-from speechrnn.inference.predict import main as predict_main
-from speechrnn.inference.serve import main as serve_main
 from speechrnn.inference.serve.app import create_app
 from speechrnn.inference.streaming import StreamConfig
 

@@ -14,7 +14,7 @@ import sweep_table
 import yaml
 
 from speechrnn.errors import ConfigError
-from speechrnn.training.job import TrainSettings
+from speechrnn.training.settings import TrainSettings
 
 from support.cli import compose_config, console_script, run_console, small_task_overrides
 
@@ -73,7 +73,7 @@ def _completed(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
     return [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
 
 
-def test_optuna_study_maximises_validation_accuracy_and_continues_after_a_kill(
+def test_optuna_study_minimises_validation_error_and_continues_after_a_kill(
     small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage, study = f"sqlite:///{tmp_path / 'study.db'}", "tiny"
@@ -110,7 +110,7 @@ def test_optuna_study_maximises_validation_accuracy_and_continues_after_a_kill(
     runs = [first / "0", second / "0"]
     for trial, job in zip(sorted(trials, key=lambda t: t.number), runs, strict=True):
         metrics = metrics_of(job)
-        assert trial.value == pytest.approx(metrics["best_val_acc"])
+        assert trial.value == pytest.approx(1.0 - metrics["best_val_acc"])
         assert metrics["test_acc"] is None and metrics["test_clips"] is None
         assert not (job / "report").exists()
         assert "test/" not in (job / "csv" / "metrics.csv").read_text()
@@ -118,7 +118,7 @@ def test_optuna_study_maximises_validation_accuracy_and_continues_after_a_kill(
         assert any(o.startswith("optim.lr=") for o in overrides)
         assert {"optim.lr", "model.hidden_size", "augment.speed"} <= set(trial.params)
     best = yaml.safe_load((second / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(max(t.value for t in trials))
+    assert best["best_value"] == pytest.approx(min(t.value for t in trials))  # the best accuracy
     assert sweep_table.main([str(first), str(second)]) == 0
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| `")]
     assert len(rows) == 2 and all(row.split("|")[4].strip() == "-" for row in rows)
@@ -149,7 +149,7 @@ def test_submitit_slurm_launcher_takes_gpus_time_and_partition(small_corpus: Pat
     ("extra", "needle"),
     [
         (["objective=wall_seconds"], "objective must be one of"),
-        (["objective=test_acc", "test=false"], "objective=test_acc needs test=true"),
+        (["objective=test_error", "test=false"], "objective=test_error needs test=true"),
         (["test=maybe"], "test: expected true or false"),
     ],
 )

@@ -1,4 +1,4 @@
-"""train(cfg) and speechrnn-train: config groups, learning, reproducibility, resume, DDP, errors."""
+"""train(settings) and speechrnn-train: config groups, learning, reproducibility, resume, errors."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from omegaconf import DictConfig
 from speechrnn.augment import mixup
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
-from speechrnn.training.job import TrainSettings
 from speechrnn.training.module import SpeechCommandsModule, share_rank_zero_buffers
-from speechrnn.training.settings import TrainerConfig, cpu_has_bf16
+from speechrnn.training.settings import TrainerConfig, TrainSettings, cpu_has_bf16
 from speechrnn.training.train import train
 
 from support.cli import (
@@ -29,6 +28,7 @@ from support.cli import (
     console_script,
     run_console,
     small_task_overrides,
+    train_settings,
 )
 
 GROUPS = {
@@ -87,9 +87,9 @@ def test_bf16_mixed_trains_on_the_cpu_and_saves_float32_weights(
     extra = ("trainer.max_epochs=1", "trainer.precision=bf16-mixed", "evaluate=false")
     if not cpu_has_bf16():  # oneDNN's bf16 LSTM would fail inside the first step: one line first
         with pytest.raises(ConfigError, match="needs native bfloat16"):
-            train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
+            train(train_settings(small_task_overrides(small_corpus, tmp_path, *extra)))
         return
-    metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *extra)))
+    metrics = train(train_settings(small_task_overrides(small_corpus, tmp_path, *extra)))
     assert metrics["precision"] == "bf16-mixed" and metrics["test_acc"] is not None
     model = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert {p.dtype for p in model.parameters()} == {torch.float32}
@@ -100,7 +100,7 @@ def test_fast_dev_run_for_each_model(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path, model: str
 ) -> None:
     overrides = small_task_overrides(small_corpus, tmp_path, "trainer.fast_dev_run=true")
-    metrics = train(compose_train([*overrides, f"model={model}", "evaluate=false"]))
+    metrics = train(train_settings([*overrides, f"model={model}", "evaluate=false"]))
     assert metrics["test_acc"] is not None and metrics["parameters"] > 0
     assert metrics["precision"] == "32-true"
 
@@ -148,7 +148,7 @@ def test_same_seed_same_metrics(
     runs = []
     for name in ("a", "b"):
         overrides = small_task_overrides(small_corpus, tmp_path / name, "trainer.max_epochs=2")
-        runs.append(train(compose_train([*overrides, "evaluate=false", "seed=7"])))
+        runs.append(train(train_settings([*overrides, "evaluate=false", "seed=7"])))
     for key in ("best_val_acc", "test_acc", "epochs"):
         assert runs[0][key] == runs[1][key]
 
@@ -173,7 +173,7 @@ def test_ema_checkpoint_holds_the_averaged_weights(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
 ) -> None:
     overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
-    metrics = train(compose_train([*overrides, "evaluate=false", "optim.ema_decay=0.9"]))
+    metrics = train(train_settings([*overrides, "evaluate=false", "optim.ema_decay=0.9"]))
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     averaged, current = last["state_dict"], last["current_model_state"]
     assert averaged.keys() == current.keys()
@@ -188,7 +188,7 @@ def test_last_checkpoint_is_the_final_epoch_when_the_best_came_earlier(
     compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
 ) -> None:
     frozen = ("trainer.max_epochs=3", "evaluate=false", "optim.lr=1e-12")
-    metrics = train(compose_train(small_task_overrides(small_corpus, tmp_path, *frozen)))
+    metrics = train(train_settings(small_task_overrides(small_corpus, tmp_path, *frozen)))
     assert Path(metrics["best_checkpoint"]).name == "best-epoch000.ckpt"
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 2
@@ -207,7 +207,7 @@ def test_test_checkpoint_picks_the_weights_tested_and_reported(
     choice: str,
 ) -> None:
     overrides = small_task_overrides(small_corpus, tmp_path, "trainer.max_epochs=2")
-    metrics = train(compose_train([*overrides, f"test_checkpoint={choice}"]))
+    metrics = train(train_settings([*overrides, f"test_checkpoint={choice}"]))
     chosen = (
         metrics["best_checkpoint"]
         if choice == "best"
@@ -243,7 +243,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     assert resumed.returncode == 0, resumed.stderr
     after_resume = json.loads((killed_dir / "metrics.json").read_text())
     straight = train(
-        compose_train(small_task_overrides(small_corpus, tmp_path / "straight", *epochs))
+        train_settings(small_task_overrides(small_corpus, tmp_path / "straight", *epochs))
     )
     assert after_resume["epochs"] == straight["epochs"] == 4
     assert after_resume["best_val_acc"] == pytest.approx(straight["best_val_acc"], abs=1e-6)
@@ -259,7 +259,7 @@ def test_a_finished_run_resumed_into_a_new_run_dir_tests_its_final_weights(
     finished = json.loads((trained_run / "metrics.json").read_text())
     final = trained_run / "checkpoints" / "last.ckpt"
     overrides = small_task_overrides(small_corpus, tmp_path, *TRAINED_RUN, f"ckpt_path={final}")
-    metrics = train(compose_train(overrides))
+    metrics = train(train_settings(overrides))
     assert metrics["tested_checkpoint"] == str(final)
     assert metrics["test_acc"] == pytest.approx(finished["test_acc"], abs=1e-6)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()

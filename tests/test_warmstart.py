@@ -12,11 +12,11 @@ from speechrnn.checkpoint import load_checkpoint
 from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
-from speechrnn.training.job import TrainSettings
+from speechrnn.training.settings import TrainSettings
 from speechrnn.training.train import train
 from speechrnn.training.warmstart import warm_start, warm_start_checkpoint
 
-from support.cli import compose_config, run_console, tone_task_overrides
+from support.cli import compose_config, run_console, tone_task_overrides, train_settings
 from support.inference import LABELS, PLAIN, tiny_checkpoint
 
 SMALL = {**PLAIN, "hidden_size": 32}
@@ -81,10 +81,9 @@ def test_a_run_starts_from_the_weights_it_is_given(
 ) -> None:
     """At a learning rate too small to move them, the run ends where its source began."""
     run = tmp_path / "run"
-    cfg = compose_config(
-        "train", _fine_tune(toy_corpus, run, f"init_from={tone_checkpoint}", "optim.lr=1e-9")
+    metrics = train(
+        train_settings(_fine_tune(toy_corpus, run, f"init_from={tone_checkpoint}", "optim.lr=1e-9"))
     )
-    metrics = train(cfg)
     assert metrics["init_from"] == str(tone_checkpoint)
     tuned, source = load_checkpoint(metrics["tested_checkpoint"]), load_checkpoint(tone_checkpoint)
     assert tuned.labels == source.labels

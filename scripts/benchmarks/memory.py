@@ -23,7 +23,7 @@ _HELPER = (
     "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL);"
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)"
 )
-_CLI = "import sys; from speechrnn.inference.predict import main; sys.exit(main())"
+_CLI = "import sys; from speechrnn.cli.predict import main; sys.exit(main())"
 
 
 def bench_memory(

@@ -18,7 +18,7 @@ from speechrnn.audio import SAMPLE_RATE
 
 from benchmarks import run_main
 
-_CLI = "import sys; from speechrnn.inference.predict import main; sys.exit(main())"
+_CLI = "import sys; from speechrnn.cli.predict import main; sys.exit(main())"
 
 
 def bench_predict(

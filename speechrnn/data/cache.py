@@ -30,6 +30,7 @@ from speechrnn.audio import CLIP_SAMPLES, load_audio, read_audio, to_pcm16
 from speechrnn.console import counting
 from speechrnn.data.files import file_lock, make_dir, reason, require_space
 from speechrnn.data.index import CorpusIndex, speaker_of, word_of
+from speechrnn.data.parallel import default_jobs
 from speechrnn.errors import AudioError, DataError
 
 FORMAT = "speechrnn-waves/1"
@@ -175,7 +176,7 @@ def _decode_all(
     workers: int | None,
 ) -> list[tuple[int, str]]:
     """Decode every clip into the rows of `npy`, in chunks over processes; (row, reason) fails."""
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or default_jobs()
     size = max(64, min(2048, len(paths) // (workers * 8) + 1))
     chunks = [(start, list(paths[start : start + size])) for start in range(0, len(paths), size)]
     failed: list[tuple[int, str]] = []

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from speechrnn.augment import NoiseBank
-from speechrnn.config import from_mapping
 from speechrnn.data.cache import (
     CachedSplit,
     corpus_cache_dir,
@@ -131,12 +130,3 @@ def _synthesize(root: Path, data: DataConfig, progress: bool) -> Path:
     if data.synthetic_speakers is not None:
         options["speakers"] = data.synthetic_speakers
     return Path(synthesize(root, **options))
-
-
-def download_config(cfg: Any) -> None:
-    """speechrnn-download: resolve, download, extract, index and cache; print a summary."""
-    from speechrnn.data.summary import print_summary
-
-    data = from_mapping(DataConfig, cfg.data, "data")
-    corpus = prepare(data, progress=True)
-    print_summary(corpus, data)

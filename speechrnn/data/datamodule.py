@@ -43,9 +43,7 @@ class SplitStore:
         self.host = waves  # (N, T) int16, usually a memmap
         self.targets = torch.from_numpy(np.ascontiguousarray(targets, np.int64))  # (N,)
         self.resident = resident
-        self.soft: torch.Tensor | None = None  # (N, C) float32 soft labels, when distilling
         self._on: dict[torch.device, tuple[torch.Tensor | None, torch.Tensor]] = {}
-        self._soft_on: dict[torch.device, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -62,14 +60,6 @@ class SplitStore:
             picked = torch.from_numpy(self.host[safe.cpu().numpy()])  # (B, T) int16
             return picked.to(device, non_blocking=True), targets[safe]
         return waves[safe], targets[safe]
-
-    def soft_for(self, rows: torch.Tensor) -> torch.Tensor:
-        """(B,) rows -> their soft labels (B, C) on the rows' device (row -1 gets row 0's)."""
-        if self.soft is None:
-            raise RuntimeError("no soft labels attached to this split")
-        if rows.device not in self._soft_on:
-            self._soft_on[rows.device] = self.soft.to(rows.device)
-        return self._soft_on[rows.device][rows.clamp(min=0)]
 
     def _upload(self, device: torch.device) -> torch.Tensor:
         out = torch.empty(self.host.shape, dtype=torch.int16, device=device)  # (N, T)
@@ -142,8 +132,7 @@ def _unwrap(item: RowBatch) -> RowBatch:
 
 
 class SpeechCommandsDataModule(L.LightningDataModule):
-    """Batches `(waves float32 (B, 16000), targets int64 (B,))`, training batches also their soft
-    labels (B, C) when distilling; augmentation on the device."""
+    """Batches `(waves float32 (B, 16000), targets int64 (B,))`; augmentation on the device."""
 
     def __init__(
         self, data: DataConfig, augment: AugmentConfig, seed: int = 0, progress: bool = True
@@ -187,10 +176,6 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         train = self._plan(fit.words[: fit.train_clips])
         train_clips = int(train.known.size) + train.n_unknown + train.n_silence
         return max(1, round(max_epochs * train_clips / self.num_train_clips))
-
-    def attach_soft_labels(self, soft: np.ndarray) -> None:
-        """Soft labels (N, C), one per fitted clip: training batches carry them (distillation)."""
-        self._stores["train"].soft = torch.from_numpy(np.ascontiguousarray(soft, np.float32))
 
     @property
     def num_train_clips(self) -> int:
@@ -243,9 +228,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return self.gather(batch, augment=training and batch.split == "train")
 
-    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, ...]:
-        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)[, soft labels
-        (B, C)]) on their device."""
+    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)) on their device."""
         store = self._stores[batch.split]
         pcm, targets = store.gather(batch.rows)  # (B, T), (B,)
         waves = pcm.float().mul_(1.0 / PCM_SCALE)  # (B, T)
@@ -260,14 +244,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             targets[: batch.silent] = plan.silence_target
         if augment:
             waves = augment_waves(waves, self.augment_config, self._bank_on(device), gen)
-        if store.soft is None:
-            return waves, targets
-        soft = store.soft_for(batch.rows)  # (B, C)
-        if batch.silent:  # noise cut for this batch: no teacher has seen it
-            soft[: batch.silent] = torch.nn.functional.one_hot(
-                targets[: batch.silent], soft.shape[1]
-            ).to(soft.dtype)
-        return waves, targets, soft
+        return waves, targets
 
     def _eval_loader(self, split: str) -> DataLoader:
         size = len(self.eval_set(split))

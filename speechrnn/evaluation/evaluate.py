@@ -12,13 +12,11 @@ from typing import Any
 import numpy as np
 
 from speechrnn.audio import PCM_SCALE
-from speechrnn.config import from_mapping, hydra_output_dir, top_level
 from speechrnn.console import counting
 from speechrnn.data.files import sha256_file
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import SplitData, load_split
 from speechrnn.errors import ConfigError
-from speechrnn.evaluation.longform import LongformConfig
 from speechrnn.evaluation.metrics import by_accuracy, classification_metrics, errors_only
 from speechrnn.evaluation.report import (
     Section,
@@ -32,12 +30,12 @@ from speechrnn.evaluation.report import (
     write_csv,
     write_wav,
 )
-from speechrnn.evaluation.settings import EvalConfig, SpottingConfig
+from speechrnn.evaluation.settings import EvalConfig
 from speechrnn.evaluation.streaming_eval import StreamingSettings, evaluate_streaming
 from speechrnn.evaluation.streaming_eval import sections as streaming_sections
 from speechrnn.inference.backends import Backend, TorchBackend, open_backend
-from speechrnn.inference.streaming import StreamConfig
 from speechrnn.labels import SPLITS
+from speechrnn.metadata import from_onnx_properties
 
 
 def evaluate(
@@ -90,28 +88,6 @@ def evaluate(
     return out
 
 
-def evaluate_config(cfg: Any) -> Path:
-    """Hydra adapter for speechrnn-eval (conf/eval.yaml)."""
-    settings = top_level(EvalConfig, cfg, "eval")
-    streaming = None
-    if settings.streaming:
-        streaming = StreamingSettings(
-            from_mapping(LongformConfig, cfg.longform, "longform"),
-            from_mapping(StreamConfig, cfg.stream, "stream"),
-            from_mapping(SpottingConfig, cfg.spotting, "spotting"),
-        )
-    return evaluate(
-        settings.ckpt_path,
-        from_mapping(DataConfig, cfg.data, "data"),
-        split=settings.split,
-        report_dir=settings.report_dir or hydra_output_dir(),
-        batch_size=settings.batch_size,
-        device=settings.device,
-        audio_examples=settings.audio_examples,
-        streaming=streaming,
-    )
-
-
 def predict_probabilities(
     model: Backend, waves: np.ndarray, batch_size: int, progress: bool = True
 ) -> np.ndarray:
@@ -129,13 +105,8 @@ def _model_info(backend: Backend) -> tuple[int | None, dict[str, Any]]:
     """(parameter count or None for ONNX, the settings the model was built with)."""
     if isinstance(backend, TorchBackend):
         return backend.model.num_parameters(), backend.model.metadata()
-    meta = backend.session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
-    return None, {
-        "format": meta.get("format"),
-        "labels": list(backend.labels),
-        "features": json.loads(meta.get("features", "{}")),
-        "model": json.loads(meta.get("model", "{}")),
-    }
+    props = backend.session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
+    return None, from_onnx_properties(props)
 
 
 def _write_report(

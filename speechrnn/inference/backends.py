@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -10,9 +9,8 @@ import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES
 from speechrnn.errors import CheckpointError
+from speechrnn.metadata import ONNX_FORMAT, from_onnx_properties
 from speechrnn.validation import check_labels
-
-ONNX_FORMAT = "speechrnn-onnx/1"
 
 
 class Backend(Protocol):
@@ -84,7 +82,7 @@ def _check_onnx(session: Any, path: Path) -> list[str]:
             f"expected {ONNX_FORMAT})"
         )
     try:
-        labels = check_labels(json.loads(meta.get("labels", "")), str(path))
+        labels = check_labels(from_onnx_properties(meta).get("labels"), str(path))
         clip = int(meta.get("clip_samples", ""))
     except (ValueError, TypeError, RecursionError):
         raise CheckpointError(

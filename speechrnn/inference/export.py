@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
-import json
-import logging
 import os
-import warnings
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,9 +14,9 @@ from torch import nn
 from speechrnn import __version__
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import load_checkpoint
-from speechrnn.config import from_mapping
+from speechrnn.console import quiet
 from speechrnn.errors import AudioError, ConfigError, ExportError
-from speechrnn.inference.backends import ONNX_FORMAT, OnnxBackend
+from speechrnn.inference.backends import OnnxBackend
 from speechrnn.inference.inputs import expand_inputs
 from speechrnn.inference.quantize import (
     METHOD,
@@ -34,6 +27,7 @@ from speechrnn.inference.quantize import (
     quantize_int8,
     size_mb,
 )
+from speechrnn.metadata import onnx_properties
 from speechrnn.model import StackedLSTMClassifier
 
 OPSET = 18
@@ -163,16 +157,13 @@ def export_onnx(
 
 
 def _metadata(model: StackedLSTMClassifier, ckpt: Path) -> dict[str, str]:
-    return {
-        "format": ONNX_FORMAT,
-        "labels": json.dumps(list(model.labels)),
-        "features": json.dumps(asdict(model.feature_config)),
-        "model": json.dumps(asdict(model.config)),
-        "sample_rate": str(SAMPLE_RATE),
-        "clip_samples": str(CLIP_SAMPLES),
-        "source_checkpoint": ckpt.name,
-        "speechrnn_version": __version__,
-    }
+    return onnx_properties(
+        model.metadata(),
+        sample_rate=str(SAMPLE_RATE),
+        clip_samples=str(CLIP_SAMPLES),
+        source_checkpoint=ckpt.name,
+        speechrnn_version=__version__,
+    )
 
 
 def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, str]) -> None:
@@ -198,19 +189,6 @@ def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, s
     onnx.save_model(proto, str(path))
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Mute the exporter's progress prints, warnings and log records (Hydra logs INFO)."""
-    before = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(before)
-
-
 def _max_abs_diff(
     model: StackedLSTMClassifier, onnx_model: OnnxBackend, clips: np.ndarray
 ) -> float:
@@ -219,21 +197,6 @@ def _max_abs_diff(
         eager = model(torch.from_numpy(clips)).softmax(dim=-1).numpy()  # (N, classes)
     exported = onnx_model(clips)  # (N, classes)
     return float(np.abs(exported - eager).max())
-
-
-def export_config(cfg: Any) -> ExportResult:
-    """speechrnn-export entry: build ExportConfig from Hydra's cfg, export, print the outcome."""
-    settings = from_mapping(ExportConfig, cfg, "export")
-    result = export_onnx(
-        settings.ckpt_path, settings.out, settings.audio, settings.max_clips, settings.tolerance
-    )
-    print(
-        f"wrote {result.path} ({len(result.labels)} labels; max |p_onnx - p_torch| = "
-        f"{result.max_abs_diff:.1e} over {result.clips} clips)"
-    )
-    if settings.quantize == "int8":
-        result = export_int8(result, settings)
-    return result
 
 
 def export_int8(result: ExportResult, settings: ExportConfig) -> ExportResult:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from speechrnn.console import quiet
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.inference.backends import OnnxBackend
@@ -50,8 +51,6 @@ def quantize_int8(float_path: Path, out: Path) -> Path:
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from speechrnn.inference.export import quiet
 
     folded = out.with_name(f".{out.name}.folded")
     try:

@@ -1,45 +1,71 @@
-"""Ensemble distillation: teacher checkpoints, their soft labels (cached or online), the loss."""
+"""Ensemble distillation as an add-on: teacher checkpoints label every training batch online."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from speechrnn.audio import PCM_SCALE
-from speechrnn.checkpoint import RUN_CHECKPOINT, load_checkpoint, run_checkpoint
+from speechrnn.checkpoint import RUN_CHECKPOINT, load_checkpoint, resolve_device, run_checkpoint
 from speechrnn.console import counting
-from speechrnn.data.files import file_lock, make_dir, sha256_file
+from speechrnn.data.splits import SplitData
 from speechrnn.errors import ConfigError
 from speechrnn.model import StackedLSTMClassifier
+from speechrnn.training.module import SpeechCommandsModule
+
+SCORE_BATCH = 256  # clips per teacher forward pass when the ensemble is scored
 
 
-@dataclass(frozen=True)
-class DistilConfig:
-    """The `distil:` section: which teachers, and how their soft labels weigh in the loss."""
+class DistillationModule(SpeechCommandsModule):
+    """The student: the plain module's loss on true labels, blended with the KL divergence to the
+    teachers' averaged soft labels of the very batch it sees (augmented and mixed)."""
 
-    teachers: tuple[str, ...] | str = ()  # checkpoints, run dirs or sweep dirs; (): no distilling
-    weight: float = 0.5  # share of the loss on the teachers' soft labels (the rest: true labels)
-    temperature: float = 4.0  # softens teachers and student alike; the soft term is scaled by T^2
-    online: bool = True  # teachers label each augmented batch as the student sees it; false: cache
-    batch_size: int = 256  # clips per teacher forward pass while the soft labels are cached
+    def __init__(
+        self,
+        labels: list[str],
+        features: dict[str, Any],
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        seed: int = 0,
+        teachers: Sequence[str] = (),
+        weight: float = 0.5,
+        temperature: float = 4.0,
+    ) -> None:
+        super().__init__(labels, features, model, optim, seed)
+        self.teacher_paths = [str(p) for p in teachers]
+        self.weight, self.temperature = weight, temperature
+        self._teachers: tuple[StackedLSTMClassifier, ...] = ()  # not submodules: never saved
 
-    def __post_init__(self) -> None:
-        if isinstance(self.teachers, str):  # distil.teachers=runs/teachers: one entry
-            object.__setattr__(self, "teachers", (self.teachers,))
-        if not 0.0 <= self.weight <= 1.0:
-            raise ConfigError(f"distil.weight must be in [0, 1], got {self.weight}")
-        if self.temperature <= 0:
-            raise ConfigError(f"distil.temperature must be positive, got {self.temperature}")
-        if self.batch_size < 1:
-            raise ConfigError(f"distil.batch_size must be at least 1, got {self.batch_size}")
+    @property
+    def teachers(self) -> tuple[StackedLSTMClassifier, ...]:
+        return self._teachers
+
+    def use_teachers(self, teachers: Sequence[StackedLSTMClassifier]) -> None:
+        """The teachers, already loaded (fit moves them to the device)."""
+        self._teachers = tuple(teachers)
+
+    def on_fit_start(self) -> None:
+        if not self._teachers:  # a module built outside train()
+            paths = [Path(p) for p in self.teacher_paths]
+            self.use_teachers(load_teachers(paths, self.model.labels, self.device))
+        self._teachers = tuple(teacher.to(self.device) for teacher in self._teachers)
+
+    def training_loss(
+        self,
+        logits: torch.Tensor,
+        waves: torch.Tensor,
+        weighted: list[tuple[torch.Tensor, float]],
+    ) -> torch.Tensor:
+        hard = super().training_loss(logits, waves, weighted)
+        with torch.no_grad():
+            soft = ensemble_posteriors(self._teachers, waves, self.temperature)  # (B, C)
+        taught = distillation_loss(logits, soft, self.temperature)
+        return (1.0 - self.weight) * hard + self.weight * taught
 
 
 def teacher_checkpoints(teachers: Sequence[str]) -> list[Path]:
@@ -74,11 +100,26 @@ def load_teachers(
     return models
 
 
+def teacher_scores(
+    paths: Sequence[Path], teachers: Sequence[StackedLSTMClassifier], splits: dict[str, SplitData]
+) -> dict[str, Any]:
+    """The teachers' ensemble (averaged posteriors) scored like the student on each split:
+    {"checkpoints": [...], "<split key>": accuracy}; printed on one line."""
+    device = resolve_device("auto")
+    models = [model.to(device) for model in teachers]
+    scores: dict[str, Any] = {"checkpoints": [str(p) for p in paths]}
+    for key, data in splits.items():
+        probs = ensemble_probabilities(models, data.waves, what=f"teachers on {key}")  # (N, C)
+        scores[key] = float((probs.argmax(axis=1) == data.targets).mean())
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "checkpoints")
+    print(f"teacher: an ensemble of {len(paths)} checkpoints; {shown}")
+    return scores
+
+
 def ensemble_probabilities(
     models: Sequence[StackedLSTMClassifier],
     waves: np.ndarray,
     temperature: float = 1.0,
-    batch_size: int = 256,
     what: str = "teachers",
 ) -> np.ndarray:
     """The members' softmax(logits / T), averaged: (N, C) float32 for int16 clips (N, T)."""
@@ -86,8 +127,8 @@ def ensemble_probabilities(
     out = np.empty((len(waves), classes), np.float32)  # (N, C)
     device = next(models[0].parameters()).device
     with torch.inference_mode(), counting(what, len(waves), transient=True) as advance:
-        for start in range(0, len(waves), batch_size):
-            pcm = np.asarray(waves[start : start + batch_size], np.float32)  # (b, T)
+        for start in range(0, len(waves), SCORE_BATCH):
+            pcm = np.asarray(waves[start : start + SCORE_BATCH], np.float32)  # (b, T)
             batch = torch.from_numpy(pcm / PCM_SCALE).to(device)  # (b, T)
             mean = ensemble_posteriors(models, batch, temperature)  # (b, C)
             out[start : start + len(batch)] = mean.float().cpu().numpy()
@@ -100,48 +141,6 @@ def ensemble_posteriors(
 ) -> torch.Tensor:
     """softmax(logits / T) of each member on float waves (B, T), averaged: (B, C)."""
     return sum((m(waves) / temperature).softmax(dim=-1) for m in models) / len(models)
-
-
-def cached_soft_labels(
-    paths: Sequence[Path],
-    models: Sequence[StackedLSTMClassifier],
-    waves: np.ndarray,
-    identity: str,
-    config: DistilConfig,
-    cache_dir: Path,
-) -> np.ndarray:
-    """The averaged soft labels (N, C) of the teachers `models` (loaded from `paths`) for
-    `waves`, computed once and kept in `cache_dir` under a key of the teachers' bytes, the clips'
-    `identity`, labels and T."""
-    labels = models[0].labels
-    key = _cache_key(paths, labels, identity, config.temperature)
-    make_dir(cache_dir)
-    target = cache_dir / f"{key}.npy"
-    with file_lock(cache_dir / f".{key}.lock"):  # DDP processes and parallel runs take turns
-        cached = _load_cached(target)
-        if cached is not None and cached.shape == (len(waves), len(labels)):
-            return cached
-        soft = ensemble_probabilities(models, waves, config.temperature, config.batch_size)
-        partial = target.with_name(f"{key}.partial-{os.getpid()}.npy")
-        np.save(partial, soft)
-        os.replace(partial, target)
-    return soft
-
-
-def _load_cached(path: Path) -> np.ndarray | None:
-    """The cached soft labels; None when missing or damaged (they are then computed again)."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-
-
-def _cache_key(paths: Sequence[Path], labels: Sequence[str], identity: str, t: float) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(sha256_file(path, progress=False).encode())
-    digest.update(json.dumps([list(labels), identity, t]).encode())
-    return digest.hexdigest()[:24]
 
 
 def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:

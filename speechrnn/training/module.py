@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -15,7 +13,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from speechrnn.augment import batch_seed, mixup
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
-from speechrnn.training.distil import distillation_loss, ensemble_posteriors, load_teachers
 from speechrnn.training.settings import OptimConfig
 
 
@@ -29,18 +26,12 @@ class SpeechCommandsModule(L.LightningModule):
         model: dict[str, Any],
         optim: dict[str, Any],
         seed: int = 0,
-        distil_weight: float = 0.0,
-        distil_temperature: float = 1.0,
-        online_teachers: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = StackedLSTMClassifier(labels, FeatureConfig(**features), ModelConfig(**model))
         self.optim = OptimConfig(**optim)
         self.seed = seed
-        self.distil_weight, self.distil_temperature = distil_weight, distil_temperature
-        self.online_teachers = list(online_teachers or [])  # checkpoints that label each batch
-        self._teachers: tuple[StackedLSTMClassifier, ...] = ()  # not submodules: never saved
         classes = len(labels)
         self.train_acc = MulticlassAccuracy(num_classes=classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=classes, average="micro")
@@ -49,16 +40,6 @@ class SpeechCommandsModule(L.LightningModule):
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.model(waves)  # (B, classes)
 
-    def use_teachers(self, teachers: Sequence[StackedLSTMClassifier]) -> None:
-        """The models of `online_teachers`, already loaded (fit moves them to the device)."""
-        self._teachers = tuple(teachers)
-
-    def on_fit_start(self) -> None:
-        if self.online_teachers and not self._teachers:  # a module built outside train()
-            paths = [Path(p) for p in self.online_teachers]
-            self.use_teachers(load_teachers(paths, self.model.labels, self.device))
-        self._teachers = tuple(teacher.to(self.device) for teacher in self._teachers)
-
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout and SpecAugment draw from (seed, epoch, batch) alone, so a resumed run draws
         # what an uninterrupted one would (Lightning skips on_train_epoch_start on some restarts);
@@ -66,27 +47,31 @@ class SpeechCommandsModule(L.LightningModule):
         share = batch_idx * self.trainer.world_size + self.global_rank
         torch.manual_seed(batch_seed(self.seed, self.current_epoch, share))
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        waves, targets, *soft = batch  # (B, T), (B,)[, soft labels (B, C) when distilling]
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        waves, targets = batch  # (B, T), (B,)
         weighted = [(targets, 1.0)]
         if self.optim.mixup > 0:
             waves, partner, lam = mixup(waves, self.optim.mixup)
             weighted = [(targets, lam), (targets[partner], 1.0 - lam)]
-            soft = [lam * s + (1.0 - lam) * s[partner] for s in soft]  # (B, C)
-        if self._teachers:
-            with torch.no_grad():
-                soft = [ensemble_posteriors(self._teachers, waves, self.distil_temperature)]
         logits = self.model(waves)  # (B, classes)
-        smoothing = self.optim.label_smoothing
-        loss = sum(w * F.cross_entropy(logits, t, label_smoothing=smoothing) for t, w in weighted)
-        if soft:
-            taught = distillation_loss(logits, soft[0], self.distil_temperature)
-            loss = (1.0 - self.distil_weight) * loss + self.distil_weight * taught
+        loss = self.training_loss(logits, waves, weighted)
         targets = max(weighted, key=lambda pair: pair[1])[0]  # the louder of each pair
         self.train_acc(logits, targets)
         self.log("train/loss", loss, prog_bar=True, batch_size=targets.shape[0])
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def training_loss(
+        self,
+        logits: torch.Tensor,
+        waves: torch.Tensor,
+        weighted: list[tuple[torch.Tensor, float]],
+    ) -> torch.Tensor:
+        """Cross-entropy of (B, classes) logits against each (targets (B,), weight) pair."""
+        smoothing = self.optim.label_smoothing
+        return sum(w * F.cross_entropy(logits, t, label_smoothing=smoothing) for t, w in weighted)
 
     def on_validation_epoch_start(self) -> None:
         share_rank_zero_buffers(self.model)

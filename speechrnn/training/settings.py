@@ -1,10 +1,20 @@
-"""Training settings with their defaults: the optimiser and schedule, and the Lightning Trainer."""
+"""Training settings with their defaults (optimiser, Trainer, run) and the whole run, checked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from speechrnn.augment import AugmentConfig
+from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig
+from speechrnn.settings import checked, from_mapping, plain, top_level
+from speechrnn.training.warmstart import warm_start_checkpoint
 
 SCHEDULES = ("cosine", "onecycle")
 
@@ -41,9 +51,26 @@ class OptimConfig:
             )
 
 
+@dataclass(frozen=True)
+class DistilConfig:
+    """The `distil:` section: which teachers, and how their soft labels weigh in the loss."""
+
+    teachers: tuple[str, ...] | str = ()  # checkpoints, run dirs or sweep dirs; (): no distilling
+    weight: float = 0.5  # share of the loss on the teachers' soft labels (the rest: true labels)
+    temperature: float = 4.0  # softens teachers and student alike; the soft term is scaled by T^2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.teachers, str):  # distil.teachers=runs/teachers: one entry
+            object.__setattr__(self, "teachers", (self.teachers,))
+        if not 0.0 <= self.weight <= 1.0:
+            raise ConfigError(f"distil.weight must be in [0, 1], got {self.weight}")
+        if self.temperature <= 0:
+            raise ConfigError(f"distil.temperature must be positive, got {self.temperature}")
+
+
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true")
 TEST_CHECKPOINTS = ("best", "last")
-OBJECTIVES = ("best_val_acc", "test_acc")  # metrics.json numbers that a sweeper can optimise
+OBJECTIVES = {"val_error": "best_val_acc", "test_error": "test_acc"}  # 1 - that metrics.json number
 
 
 @dataclass(frozen=True)
@@ -109,24 +136,150 @@ class RunConfig:
     init_from: str | None = None  # start from these weights (checkpoint or run dir), new schedule
     test: bool = True  # false: no test split at all (a search's objective is validation accuracy)
     evaluate: bool = True  # write the test-split report into <run dir>/report at the end
-    objective: str | None = None  # best_val_acc: the Hydra task returns this one number (optuna)
+    objective: str = "val_error"  # the one number the Hydra task returns (a sweeper minimises it)
     test_checkpoint: str = "last"  # weights that the test split and the report use
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2^32), got {self.seed}")
         if self.test_checkpoint not in TEST_CHECKPOINTS:
             raise ConfigError(
                 f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, "
                 f"got {self.test_checkpoint!r}"
             )
-        if self.objective is not None and self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)} or null")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}")
         if self.init_from and (self.ckpt_path or self.resume):
             raise ConfigError(
                 "init_from starts a new run from a model's weights; ckpt_path and resume continue "
                 "a run: set one of them"
             )
-        if self.objective == "test_acc" and not self.test:
-            raise ConfigError("objective=test_acc needs test=true")
+        if self.objective == "test_error" and not self.test:
+            raise ConfigError("objective=test_error needs test=true")
+
+    def objective_value(self, metrics: Mapping[str, Any]) -> float:
+        """The objective of a finished run: one minus its validation or test accuracy."""
+        value = metrics.get(OBJECTIVES[self.objective])
+        return 1.0 - float(value) if value is not None else math.nan
+
+
+# Trainer arguments speechrnn sets itself, and the setting that controls each instead.
+RESERVED_TRAINER_ARGS = {
+    "callbacks": "callbacks (a mapping of name: {_target_: ...})",
+    "logger": "logger=[csv,tensorboard,wandb,mlflow]",
+    "default_root_dir": "run_dir",
+    "gradient_clip_val": "optim.grad_clip",
+    "enable_progress_bar": "trainer.progress_bar",
+    "use_distributed_sampler": "none: the data module shards every batch itself",
+}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every section of conf/train.yaml, typed and checked before anything heavy starts."""
+
+    data: DataConfig
+    model: ModelConfig
+    trainer: TrainerConfig
+    features: FeatureConfig
+    augment: AugmentConfig
+    optim: OptimConfig
+    distil: DistilConfig
+    run: RunConfig
+    run_dir: Path
+    ckpt_path: Path | None = None
+    init_from: Path | None = None
+    trainer_args: dict[str, Any] = field(default_factory=dict)  # further Lightning arguments
+    loggers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name: {_target_: ...}
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name: {_target_: ...}
+
+    @classmethod
+    def from_config(
+        cls, cfg: Mapping[str, Any], output_dir: Path | None = None, multirun: bool = False
+    ) -> TrainSettings:
+        """The settings of a composed config; `output_dir` is the run dir when run_dir is unset
+        (Hydra's), `multirun` whether this is a job of a sweep."""
+        run = top_level(RunConfig, cfg, "train")
+        if not run.run_dir and output_dir is None:
+            raise ConfigError("run_dir: no run dir is set and no Hydra run is active")
+        run_dir = Path(run.run_dir or output_dir)  # type: ignore[arg-type]
+        ckpt = run.ckpt_path
+        if run.resume and not ckpt:
+            ckpt = str(run_dir / "checkpoints" / "last.ckpt")
+            if not Path(ckpt).is_file():
+                raise ConfigError(
+                    f"resume=true but {ckpt} does not exist (set hydra.run.dir=<run>)"
+                )
+        if ckpt and not Path(ckpt).is_file():
+            raise ConfigError(f"ckpt_path: {ckpt} does not exist")
+        trainer_values = dict(plain(cfg.get("trainer")) or {})
+        extra = {k: trainer_values.pop(k) for k in list(trainer_values) if k not in _TRAINER_KEYS}
+        trainer = from_mapping(TrainerConfig, trainer_values, "trainer")
+        trainer.check_precision()
+        if trainer.strategy.startswith("ddp") and trainer.devices != 1 and multirun:
+            raise ConfigError(
+                "trainer.strategy=ddp cannot run in a -m sweep: Lightning starts each further "
+                "process by running the whole command again; run the settings one at a time"
+            )
+        data = from_mapping(DataConfig, cfg.get("data"), "data")
+        if data.fit_on != "train":
+            _check_final_fit(data.fit_on, run, trainer, multirun)
+        return cls(
+            data=data,
+            model=from_mapping(ModelConfig, cfg.get("model"), "model"),
+            trainer=trainer,
+            features=from_mapping(FeatureConfig, cfg.get("features"), "features"),
+            augment=from_mapping(AugmentConfig, cfg.get("augment"), "augment"),
+            optim=from_mapping(OptimConfig, cfg.get("optim"), "optim"),
+            distil=from_mapping(DistilConfig, cfg.get("distil"), "distil"),
+            run=run,
+            run_dir=run_dir,
+            ckpt_path=Path(ckpt) if ckpt else None,
+            init_from=warm_start_checkpoint(run.init_from) if run.init_from else None,
+            trainer_args=_trainer_args(extra),
+            loggers=_targets(cfg.get("logger"), "logger"),
+            callbacks=_targets(cfg.get("callbacks"), "callbacks"),
+        )
+
+
+_TRAINER_KEYS = frozenset(TrainerConfig.__dataclass_fields__)
+
+
+def _trainer_args(extra: dict[str, Any]) -> dict[str, Any]:
+    """Further Lightning Trainer arguments (`+trainer.KEY=VALUE`); the names speechrnn sets
+    itself are refused here, the rest are checked against Trainer's signature before it is built."""
+    for key in extra:
+        if key in RESERVED_TRAINER_ARGS:
+            raise ConfigError(
+                f"trainer.{key} is set by speechrnn; use {RESERVED_TRAINER_ARGS[key]} instead"
+            )
+    return checked(extra, "trainer")
+
+
+def _targets(section: Any, name: str) -> dict[str, dict[str, Any]]:
+    """A `name: {_target_: dotted.path, ...}` mapping (loggers, callbacks), checked for shape."""
+    specs = plain(section) or {}
+    if not isinstance(specs, dict):
+        raise ConfigError(f"{name}: expected a mapping of name: {{_target_: ...}}, got {specs!r}")
+    for key, spec in specs.items():
+        if not (isinstance(spec, dict) and isinstance(spec.get("_target_"), str)):
+            raise ConfigError(f"{name}.{key}: needs a _target_ (a class's dotted path)")
+    return checked(specs, name)
+
+
+def _check_final_fit(fit_on: str, run: RunConfig, trainer: TrainerConfig, multirun: bool) -> None:
+    """A final fit trains on the validation clips, so nothing may be chosen on them."""
+    chooses = {
+        "test_checkpoint=best": run.test_checkpoint == "best",
+        "trainer.early_stopping_patience": trainer.early_stopping_patience > 0,
+        "a sweep's objective=val_error": multirun and run.objective == "val_error",
+    }
+    for what, used in chooses.items():
+        if used:
+            raise ConfigError(
+                f"data.fit_on={fit_on} trains on the validation clips, so {what} cannot choose "
+                "on them: choose the settings with data.fit_on=train first"
+            )
 
 
 def _cuda() -> bool:

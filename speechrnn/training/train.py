@@ -1,4 +1,4 @@
-"""train(cfg): build data, model and Lightning Trainer from a composed config; write the run dir."""
+"""train(settings): build data, model and Trainer -> fit -> test -> write the run dir."""
 
 from __future__ import annotations
 
@@ -12,87 +12,47 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch import callbacks as cb
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from speechrnn.checkpoint import check_resumable, resolve_device
+from speechrnn.checkpoint import check_resumable
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
-from speechrnn.data.settings import cache_root
-from speechrnn.model import StackedLSTMClassifier
 from speechrnn.training.distil import (
-    cached_soft_labels,
-    ensemble_probabilities,
+    DistillationModule,
     load_teachers,
     teacher_checkpoints,
+    teacher_scores,
 )
-from speechrnn.training.job import TrainSettings
 from speechrnn.training.module import SpeechCommandsModule
+from speechrnn.training.settings import TrainSettings
+from speechrnn.training.trainer import Throughput, best_checkpoint, make_trainer
 from speechrnn.training.warmstart import warm_start
 
 
-class Throughput(L.Callback):
-    """Counts training clips and the seconds spent in training batches (validation excluded)."""
-
-    def __init__(self) -> None:
-        self.clips = 0
-        self.seconds = 0.0
-        self._start = 0.0
-
-    def on_train_batch_start(
-        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, idx: int
-    ) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, module: L.LightningModule, out: Any, batch: Any, idx: int
-    ) -> None:
-        self.seconds += time.perf_counter() - self._start
-        self.clips += int(batch[1].shape[0]) * trainer.world_size
-
-    @property
-    def clips_per_second(self) -> float:
-        return self.clips / self.seconds if self.seconds else 0.0
-
-
-def train(cfg: Any) -> dict[str, Any]:
+def train(settings: TrainSettings) -> dict[str, Any]:
     """Train, test the chosen checkpoint (unless test=false), write metrics.json (and the report)
     into the run dir; global rank 0 alone writes and returns the metrics, other ranks return {}.
     A DDP process leaves its process group on the way out, failed runs included."""
     try:
-        return _train(cfg)
+        return _train(settings)
     finally:
         _end_process_group()
 
 
-def _train(cfg: Any) -> dict[str, Any]:
-    settings = TrainSettings.from_config(cfg)
+def _train(settings: TrainSettings) -> dict[str, Any]:
     if settings.ckpt_path is not None:  # one line for a corrupt or foreign file, before any work
         check_resumable(settings.ckpt_path, asdict(settings.features), asdict(settings.model))
     _quiet_lightning()
-    run_dir = settings.run_dir
-    L.seed_everything(settings.seed, workers=True, verbose=False)
-    datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=settings.seed)
+    run, run_dir = settings.run, settings.run_dir
+    L.seed_everything(run.seed, workers=True, verbose=False)
+    datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=run.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    paths, teachers = _attach_teachers(settings, datamodule)
     chosen_epochs = settings.trainer.max_epochs
     epochs = datamodule.schedule_epochs(chosen_epochs)
     settings = replace(settings, trainer=replace(settings.trainer, max_epochs=epochs))
-    module = SpeechCommandsModule(
-        labels=list(datamodule.labels),
-        features=asdict(settings.features),
-        model=asdict(settings.model),
-        optim=asdict(settings.optim),
-        seed=settings.seed,
-        distil_weight=settings.distil.weight if teachers else 0.0,
-        distil_temperature=settings.distil.temperature,
-        online_teachers=[str(p) for p in paths] if settings.distil.online else None,
-    )
-    if settings.distil.online:
-        module.use_teachers(teachers)
+    module = _module(settings, list(datamodule.labels))
     started_from = warm_start(module.model, settings.init_from) if settings.init_from else None
     throughput = Throughput()
-    trainer = _make_trainer(settings, throughput)
+    trainer = make_trainer(settings, throughput)
     teacher: dict[str, Any] | None = None
     if trainer.is_global_zero:
         parameters, labels = module.model.num_parameters(), len(datamodule.labels)
@@ -104,19 +64,19 @@ def _train(cfg: Any) -> dict[str, Any]:
                 f"final fit on {settings.data.fit_on}: {datamodule.num_train_clips:,} clips an "
                 f"epoch; {epochs} epochs take the steps of {chosen_epochs} over the train split"
             )
-        if teachers:
-            teacher = _teacher_scores(paths, teachers, datamodule, settings.test)
+        if isinstance(module, DistillationModule):
+            teacher = _teacher_scores(module, datamodule, run.test)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
     wall = time.perf_counter() - started
     val_clips = trainer.callback_metrics.get("val/clips")  # before test() replaces them
-    best = _best_checkpoint(trainer)
+    best = best_checkpoint(trainer)
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file() and settings.ckpt_path is not None:  # a finished run, resumed elsewhere
         last = settings.ckpt_path
-    chosen = last if settings.test_checkpoint == "last" and best is not None else best
+    chosen = last if run.test_checkpoint == "last" and best is not None else best
     tested: list[dict[str, float]] = []
-    if settings.test:
+    if run.test:
         checkpoint = chosen and str(chosen)
         tested = trainer.test(
             module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False, weights_only=True
@@ -125,17 +85,48 @@ def _train(cfg: Any) -> dict[str, Any]:
         return {}
     metrics = _run_metrics(trainer, module, best, tested, wall, throughput)
     metrics["val_clips"] = int(val_clips) if val_clips is not None else None  # all processes
-    metrics["tested_checkpoint"] = str(chosen) if chosen and settings.test else None
+    metrics["tested_checkpoint"] = str(chosen) if chosen and run.test else None
     metrics["fit_on"] = settings.data.fit_on
     metrics["init_from"] = str(settings.init_from) if settings.init_from else None
     metrics["teacher"] = teacher
-    if settings.test and settings.evaluate and chosen is not None:
-        metrics["report_dir"] = str(_write_report(chosen, settings, run_dir))
+    if run.test and run.evaluate and chosen is not None:
+        metrics["report_dir"] = str(_write_report(chosen, settings))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    val, test = metrics["best_val_acc"], metrics["test_acc"]
-    tail = f"  test/acc {test}" if settings.test else ""
-    print(f"run dir: {run_dir}  best val/acc {val}{tail}")
+    tail = f"  test/acc {metrics['test_acc']}" if run.test else ""
+    print(f"run dir: {run_dir}  best val/acc {metrics['best_val_acc']}{tail}")
     return metrics
+
+
+def _module(settings: TrainSettings, labels: list[str]) -> SpeechCommandsModule:
+    """The plain module, or with distil.teachers set the distillation add-on, its teachers
+    loaded once on the CPU by every process before fit (wrong labels: one line)."""
+    values = {
+        "labels": labels,
+        "features": asdict(settings.features),
+        "model": asdict(settings.model),
+        "optim": asdict(settings.optim),
+        "seed": settings.run.seed,
+    }
+    distil = settings.distil
+    if not distil.teachers:
+        return SpeechCommandsModule(**values)
+    paths = teacher_checkpoints(distil.teachers)
+    teachers = [str(p) for p in paths]
+    module = DistillationModule(
+        **values, teachers=teachers, weight=distil.weight, temperature=distil.temperature
+    )
+    module.use_teachers(load_teachers(paths, labels, torch.device("cpu")))
+    return module
+
+
+def _teacher_scores(
+    module: DistillationModule, datamodule: SpeechCommandsDataModule, test: bool
+) -> dict[str, Any]:
+    splits = {"val_acc": datamodule.eval_set("validation")}
+    if test:
+        splits["test_acc"] = datamodule.eval_set("test")
+    paths = [Path(p) for p in module.teacher_paths]
+    return teacher_scores(paths, module.teachers, splits)
 
 
 def _end_process_group() -> None:
@@ -143,55 +134,6 @@ def _end_process_group() -> None:
     interpreter shutdown, where its worker threads can abort the process (SIGABRT)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-
-
-def _attach_teachers(
-    settings: TrainSettings, datamodule: SpeechCommandsDataModule
-) -> tuple[list[Path], list[StackedLSTMClassifier]]:
-    """With distil.teachers set: their checkpoints and models, loaded once on the CPU by every
-    process before fit (wrong labels: one line); with distil.online=false their cached soft
-    labels ride along with every training clip."""
-    if not settings.distil.teachers:
-        return [], []
-    paths = teacher_checkpoints(settings.distil.teachers)
-    teachers = load_teachers(paths, datamodule.labels, torch.device("cpu"))
-    if settings.distil.online:
-        return paths, teachers
-    fit = datamodule.fit
-    corpus = datamodule.corpus
-    assert fit is not None and corpus is not None  # setup() has run
-    identity = f"{fit.fit_on}:{corpus.index.fingerprint(fit.paths)}"
-    soft = cached_soft_labels(
-        paths,
-        teachers,
-        fit.waves,
-        identity,
-        settings.distil,
-        cache_root(settings.data) / "teachers",
-    )
-    datamodule.attach_soft_labels(soft)
-    return paths, teachers
-
-
-def _teacher_scores(
-    paths: list[Path],
-    teachers: list[StackedLSTMClassifier],
-    datamodule: SpeechCommandsDataModule,
-    test: bool,
-) -> dict[str, Any]:
-    """The teachers' ensemble (averaged posteriors) scored like the student: its own accuracy."""
-    device = resolve_device("auto")
-    models = [model.to(device) for model in teachers]
-    scores: dict[str, Any] = {"checkpoints": [str(p) for p in paths]}
-    for split, key in (("validation", "val_acc"), ("test", "test_acc")):
-        if split == "test" and not test:
-            continue
-        data = datamodule.eval_set(split)
-        probs = ensemble_probabilities(models, data.waves, what=f"teachers on {split}")
-        scores[key] = float((probs.argmax(axis=1) == data.targets).mean())
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "checkpoints")
-    print(f"teacher: an ensemble of {len(paths)} checkpoints; {shown}")
-    return scores
 
 
 def _quiet_lightning() -> None:
@@ -206,66 +148,6 @@ def _quiet_lightning() -> None:
 def _no_tips(record: logging.LogRecord) -> bool:
     """One filter object, so repeated train() calls do not stack copies on the logger."""
     return not record.getMessage().startswith("💡 Tip")
-
-
-def _make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
-    tcfg, run_dir = settings.trainer, settings.run_dir
-    callbacks: list[L.Callback] = [
-        cb.ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="best-epoch{epoch:03d}",
-            auto_insert_metric_name=False,
-            monitor="val/acc",
-            mode="max",
-            save_top_k=1,
-        ),
-        cb.ModelCheckpoint(  # every epoch: Lightning 2.6's save_last only copies new bests
-            dirpath=run_dir / "checkpoints",
-            filename="last",
-            save_top_k=1,
-            enable_version_counter=False,
-        ),
-        cb.LearningRateMonitor(logging_interval="step"),
-        throughput,
-    ]
-    if tcfg.early_stopping_patience:
-        callbacks.append(
-            cb.EarlyStopping("val/acc", mode="max", patience=tcfg.early_stopping_patience)
-        )
-    if settings.optim.ema_decay:
-        callbacks.append(cb.EMAWeightAveraging(decay=settings.optim.ema_decay))
-    if tcfg.progress_bar:
-        callbacks.append(cb.RichProgressBar())
-    cpu = tcfg.accelerator == "cpu" or not torch.cuda.is_available()
-    return L.Trainer(
-        accelerator=tcfg.accelerator,
-        devices=tcfg.devices,
-        strategy=tcfg.strategy,
-        num_nodes=tcfg.num_nodes,
-        precision=tcfg.resolved_precision(),  # type: ignore[arg-type]
-        max_epochs=tcfg.max_epochs,
-        fast_dev_run=tcfg.fast_dev_run,
-        limit_train_batches=tcfg.limit_train_batches,
-        log_every_n_steps=tcfg.log_every_n_steps,
-        gradient_clip_val=settings.optim.grad_clip or None,
-        deterministic=cpu,
-        use_distributed_sampler=False,  # the loaders split each batch across DDP processes
-        callbacks=callbacks,
-        enable_progress_bar=tcfg.progress_bar,
-        logger=[
-            TensorBoardLogger(run_dir, name="tensorboard", version=""),
-            CSVLogger(
-                run_dir, name="csv", version="", flush_logs_every_n_steps=tcfg.log_every_n_steps
-            ),
-        ],
-        default_root_dir=run_dir,
-    )
-
-
-def _best_checkpoint(trainer: L.Trainer) -> Path | None:
-    """The best checkpoint on val/acc; None when none was saved (fast_dev_run)."""
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
-    return Path(best) if best else None
 
 
 def _run_metrics(
@@ -292,9 +174,8 @@ def _run_metrics(
     }
 
 
-def _write_report(ckpt: Path, settings: TrainSettings, run_dir: Path) -> Path:
+def _write_report(ckpt: Path, settings: TrainSettings) -> Path:
     from speechrnn.evaluation.evaluate import evaluate
 
-    return evaluate(
-        ckpt, settings.data, split="test", report_dir=run_dir / "report", seed=EVAL_SEED
-    )
+    report_dir = settings.run_dir / "report"
+    return evaluate(ckpt, settings.data, split="test", report_dir=report_dir, seed=EVAL_SEED)

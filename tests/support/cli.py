@@ -37,6 +37,13 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
         return compose(name, overrides=overrides)
 
 
+def train_settings(overrides: list[str]) -> Any:
+    """The TrainSettings of conf/train.yaml with `overrides`, as speechrnn-train checks them."""
+    from speechrnn.training.settings import TrainSettings
+
+    return TrainSettings.from_config(compose_config("train", overrides))
+
+
 TRAINED_RUN = ("trainer.max_epochs=60", "optim.lr=1e-2", "model.hidden_size=128")  # its schedule
 
 

@@ -55,7 +55,7 @@ def run_cli(
     *args: str | Path, timeout: float = 120, prefix: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """speechrnn-predict in a fresh interpreter, this checkout first on the path."""
-    code = "import sys; from speechrnn.inference.predict import main; sys.exit(main())"
+    code = "import sys; from speechrnn.cli.predict import main; sys.exit(main())"
     return subprocess.run(
         [*prefix, sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
@@ -68,7 +68,7 @@ def run_cli(
 def modules_loaded_by_cli(*args: str | Path) -> set[str]:
     """Top-level packages imported by one speechrnn-predict run (in a subprocess)."""
     code = (
-        "import sys, json; from speechrnn.inference.predict import main; code = main(sys.argv[1:]);"
+        "import sys, json; from speechrnn.cli.predict import main; code = main(sys.argv[1:]);"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}))); sys.exit(code)"
     )
     done = subprocess.run(

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
-import signal
-import sys
-import threading
-import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, to_pcm16
-from speechrnn.console import error_line, guarded
 from speechrnn.data.parallel import default_jobs, run_tasks
-from speechrnn.data.staging import is_complete, read_marker, staged, write_marker
+from speechrnn.data.staging import is_complete, staged, write_marker
 from speechrnn.data.synth import noise
 from speechrnn.data.synth.espeak import (
     AMPLITUDES,
@@ -34,7 +28,7 @@ from speechrnn.data.synth.espeak import (
     speak,
     utterance,
 )
-from speechrnn.errors import ConfigError, SpeechRNNError
+from speechrnn.errors import ConfigError
 from speechrnn.labels import GSC_V2_WORDS, LIST_FILES, NOISE_DIR
 
 GSC_WORDS = GSC_V2_WORDS
@@ -148,33 +142,6 @@ def synthesize(
     return out
 
 
-@guarded
-def main(argv: list[str] | None = None) -> int:
-    """speechrnn-synth OUT_DIR [--words yes,no,...] [--speakers N] [--seed S] [--jobs J]."""
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        args = _parser().parse_args(argv)
-        words = [w.strip() for w in args.words.split(",") if w.strip()] if args.words else None
-        existed = read_marker(args.out_dir) is not None
-        start = time.perf_counter()
-        out = synthesize(args.out_dir, words, args.speakers, args.seed, args.jobs)
-        print(_summary(out, existed, time.perf_counter() - start))
-        return 0
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except SpeechRNNError as exc:
-        error_line(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        error_line("interrupted; no complete corpus was written")
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def _random_voice(rng: np.random.Generator, inv: Inventory) -> Voice:
     def pick(options: Sequence[Any]) -> Any:
         return options[int(rng.integers(len(options)))]
@@ -225,51 +192,3 @@ def _clip_name(word: str, speaker_id: str) -> str:
 
 def _write_wav(path: Path, pcm: np.ndarray) -> None:
     sf.write(str(path), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-
-
-def _describe(key: dict[str, Any]) -> str:
-    words = key.get("words") or []
-    return f"{len(words)} words, {key.get('speakers')} speakers, seed {key.get('seed')}"
-
-
-def _summary(out: Path, existed: bool, seconds: float) -> str:
-    marker = read_marker(out) or {}
-    counts = marker.get("split_speakers", {})
-    speakers = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("training", "validation", "testing"))
-    what = f"{marker.get('clips')} clips, {_describe(marker)} ({speakers} speakers)"
-    if existed:
-        return f"{out}: complete corpus already there ({what}); nothing to do"
-    return f"wrote {what} and {marker.get('noise_files')} noise files to {out} in {seconds:.1f} s"
-
-
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see --help)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="speechrnn-synth",
-        description="Write an offline speech-commands corpus spoken by espeak-ng, in GSC layout.",
-    )
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where the corpus goes")
-    parser.add_argument("--words", help="comma-separated words (default: the 35 GSC v2 words)")
-    parser.add_argument(
-        "--speakers",
-        type=int,
-        default=DEFAULT_SPEAKERS,
-        help=f"number of synthetic speakers (default {DEFAULT_SPEAKERS})",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--jobs", type=int, default=None, help="parallel espeak-ng processes (default: all cores)"
-    )
-    return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Hydra at the edge: console-script entry points that decorate the plain pipeline functions."""
+"""Hydra at the edge: a command's config composed on CONFIG_DIR, its task run, one-line errors."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from speechrnn import CONFIG_DIR
-from speechrnn.config import register_configs
+from speechrnn.cli.registry import register_configs
 from speechrnn.console import fail, guarded, internal_error, one_line
-from speechrnn.errors import CheckpointError, SpeechRNNError
-
-BAD_MODEL = 2  # exit status for a missing, corrupt, unsafe or invalid model file
-
+from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError, exit_code
 
 # Overrides for a process that is not global rank 0 of a multi-process run: rank 0 alone writes
 # the run dir, so this one keeps Hydra's config files and log file out of it (logs go to stdout).
@@ -34,11 +32,29 @@ def follower_overrides(argv: list[str]) -> list[str]:
     return [o for o in FOLLOWER_OVERRIDES if o.split("=", 1)[0] not in keys]
 
 
-def run_hydra_app(config_name: str, task: str) -> None:
-    """Run `task(cfg)` ("module:function", imported inside the job so errors in overrides come
-    back before torch and Lightning load) as a Hydra app on CONFIG_DIR; user errors are one line.
-    The task's return value goes back to Hydra: a sweeper (Optuna) reads it as the objective;
-    a process started as rank > 0 writes nothing into the run dir (FOLLOWER_OVERRIDES)."""
+def hydra_output_dir() -> Path:
+    """The active Hydra run's output dir, for outputs whose location the config leaves unset."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        raise ConfigError("no output dir is set and no Hydra run is active")
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def hydra_multirun() -> bool:
+    """Whether this is a job of a Hydra `-m` sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
+    """Run `task(cfg)` as a Hydra app on conf/<config_name>.yaml; user errors are one line.
+
+    The task's return value goes back to Hydra: a sweeper reads it as the objective; a process
+    started as rank > 0 writes nothing into the run dir (FOLLOWER_OVERRIDES).
+    """
     import hydra
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
@@ -48,11 +64,12 @@ def run_hydra_app(config_name: str, task: str) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def app(cfg: Any) -> Any:
-        module, function = task.split(":")
         try:  # inside the job: a SystemExit passes Hydra by, so it adds no report of its own
-            return getattr(importlib.import_module(module), function)(cfg)
-        except (SpeechRNNError, OmegaConfBaseException) as exc:
-            fail(one_line(exc), BAD_MODEL if isinstance(exc, CheckpointError) else 1)
+            return task(cfg)
+        except SpeechRNNError as exc:
+            fail(one_line(exc), exit_code(exc))
+        except OmegaConfBaseException as exc:
+            fail(one_line(exc), ExitCode.USAGE)
         except Exception as exc:  # inside the job, so Hydra adds no "Error executing job" line
             internal_error(exc)
 
@@ -61,11 +78,11 @@ def run_hydra_app(config_name: str, task: str) -> None:
     try:
         app()
     except OverrideParseException as exc:
-        fail(f"cannot parse override {_unparsable_override()!r}: {one_line(exc)}")
+        fail(f"cannot parse override {_unparsable_override()!r}: {one_line(exc)}", ExitCode.USAGE)
     except (HydraException, OmegaConfBaseException) as exc:
-        fail(one_line(exc))
+        fail(one_line(exc), ExitCode.USAGE)
     except KeyboardInterrupt:
-        fail("interrupted", code=130)
+        fail("interrupted", ExitCode.INTERRUPTED)
 
 
 def _unparsable_override() -> str:
@@ -84,27 +101,16 @@ def _unparsable_override() -> str:
     return " ".join(sys.argv[1:])
 
 
-def _entry(config_name: str, task: str, doc: str) -> Callable[[], None]:
-    """A console script's main: `task` as a Hydra app on conf/<config_name>.yaml, guarded."""
+def hydra_main(config_name: str, task: str, doc: str) -> Callable[[], None]:
+    """A console script's main: the task "module:function" as a Hydra app, guarded. The task is
+    imported inside the job, so errors in overrides come back before torch and Lightning load."""
+
+    def run_task(cfg: Any) -> Any:
+        module, function = task.split(":")
+        return getattr(importlib.import_module(module), function)(cfg)
 
     def main() -> None:
-        run_hydra_app(config_name, task)
+        run_hydra_app(config_name, run_task)
 
     main.__doc__ = doc
     return guarded(main)
-
-
-train_main = _entry("train", "speechrnn.training.job:train_job", "speechrnn-train: train a model.")
-eval_main = _entry(
-    "eval",
-    "speechrnn.evaluation.evaluate:evaluate_config",
-    "speechrnn-eval: write an evaluation report for a checkpoint.",
-)
-export_main = _entry(
-    "export", "speechrnn.inference.export:export_config", "speechrnn-export: export to ONNX."
-)
-download_main = _entry(
-    "download",
-    "speechrnn.data.corpus:download_config",
-    "speechrnn-download: fetch, verify, extract, index and cache a corpus.",
-)
