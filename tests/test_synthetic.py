@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speechrnn.cli.synth import main
 from speechrnn.data.files import file_lock
 from speechrnn.data.staging import read_marker
 from speechrnn.data.synth import writer
@@ -24,7 +25,6 @@ from speechrnn.data.synth.writer import (
     SynthSettings,
     choose_speakers,
     gsc_split,
-    main,
     split_quota,
     synthesize,
 )
@@ -241,11 +241,11 @@ def test_missing_espeak_through_the_console_script(tmp_path: Path) -> None:
 
 
 def test_command_line_usage_errors_and_help(tmp_path: Path, capsys) -> None:
-    assert main([str(tmp_path / "x"), "--speakers", "many"]) == 1
+    assert main([str(tmp_path / "x"), "--speakers", "many"]) == 2  # ExitCode.USAGE
     assert capsys.readouterr().err.startswith("error: argument --speakers: invalid int value")
-    assert main([str(tmp_path / "x"), "--words", "yes,Yes!"]) == 1
+    assert main([str(tmp_path / "x"), "--words", "yes,Yes!"]) == 2
     assert "words: 'Yes!'" in capsys.readouterr().err
-    assert main([str(tmp_path / "x"), "--jobs", "0"]) == 1
+    assert main([str(tmp_path / "x"), "--jobs", "0"]) == 2
     assert "jobs: 0" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert "--speakers" in capsys.readouterr().out

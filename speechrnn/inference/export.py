@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechrnn import __version__
+from speechrnn.version import __version__
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.console import quiet

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from speechrnn import __version__
+from speechrnn.version import __version__
 from speechrnn.data.files import file_lock, make_dir, sha256_file
 from speechrnn.data.gsc.archive import MARKER, extract, remove_partial
 from speechrnn.data.gsc.sources import SOURCES

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from speechrnn import __version__
+from speechrnn.version import __version__
 from speechrnn.console import ByteBar
 from speechrnn.data.files import CHUNK_BYTES, make_dir, reason, require_space
 from speechrnn.errors import DataError
