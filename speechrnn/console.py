@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,23 +47,59 @@ def fail(message: str, code: int = ExitCode.FAILED) -> NoReturn:
         sys.exit(code)
 
 
+class Terminated(BaseException):
+    """SIGTERM raised in the main thread, so `finally` blocks clean up before the exit (a
+    BaseException, like KeyboardInterrupt: `except Exception` does not swallow it)."""
+
+
 def guarded(main: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a console script's `main`: no traceback reaches the user unless DEBUG_ENV is set."""
+    """Wrap a console script's `main`: no traceback reaches the user unless DEBUG_ENV is set;
+    Ctrl-C exits 130 and SIGTERM 143, each with one line."""
 
     @functools.wraps(main)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return main(*args, **kwargs)
+            with _sigterm_raises():
+                return main(*args, **kwargs)
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.INTERRUPTED)
+        except Terminated:
+            fail("terminated (SIGTERM)", ExitCode.TERMINATED)
         except Exception as exc:
             internal_error(exc)
 
     return run
 
 
+# OS errors that are the machine's state, not a bug: the disk, permissions, a missing device.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE}
+)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def internal_error(exc: Exception) -> NoReturn:
-    """Exit ExitCode.INTERNAL with one line naming `exc`; re-raise it when DEBUG_ENV is set."""
+    """Exit ExitCode.INTERNAL with one line naming `exc`; re-raise it when DEBUG_ENV is set.
+    An OS error of the environment (a full or read-only disk, permissions) exits FAILED instead."""
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}", ExitCode.FAILED)
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         raise exc
     text = (str(exc).strip().splitlines() or [""])[0][:300]

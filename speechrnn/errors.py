@@ -42,4 +42,14 @@ class ExitCode(IntEnum):
 
 def exit_code(exc: SpeechRNNError) -> ExitCode:
     """The status a command exits with for a user-facing error."""
+    if isinstance(exc, Stopped):
+        return exc.code
     return ExitCode.USAGE if isinstance(exc, ConfigError | CheckpointError) else ExitCode.FAILED
+
+
+class Stopped(SpeechRNNError):
+    """A run stopped by a signal, its resumable state saved; the exit status says which signal."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code

@@ -121,11 +121,13 @@ def test_online_teachers_label_the_batch_the_student_sees(
         mixed.append(blended)
         return blended, partner, lam
 
+    ensemble = distil.ensemble_posteriors
+
     def labelling(
         teachers: Sequence[StackedLSTMClassifier], waves: torch.Tensor, temperature: float
     ) -> torch.Tensor:
         labelled.append(waves)
-        return distil.ensemble_posteriors(teachers, waves, temperature)
+        return ensemble(teachers, waves, temperature)
 
     monkeypatch.setattr("speechrnn.training.distil.distillation_loss", recorded)
     monkeypatch.setattr("speechrnn.training.module.mixup", mixing)
@@ -179,7 +181,7 @@ def test_student_learns_from_the_teachers_and_reports_their_ensemble(
     [
         ("distil.weight=1.5", "distil.weight must be in [0, 1], got 1.5"),
         ("distil.temperature=0", "distil.temperature must be positive, got 0"),
-        ("distil.online=false", "distil: unknown key(s) online"),
+        ("+distil.online=false", "distil: unknown key(s) online"),
     ],
 )
 def test_bad_distillation_settings_are_refused_before_training(

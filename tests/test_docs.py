@@ -68,3 +68,26 @@ def test_no_absolute_path_of_a_machine_in_the_repository() -> None:
         text = path.read_text(errors="ignore")
         found += [f"{name}: {m.group(0)}" for m in pattern.finditer(text)]
     assert not found, found
+
+
+def test_layout_page_lists_every_module_and_only_those() -> None:
+    """docs/layout.md's tree names each module of the package (a sub-package's __init__.py is its
+    folder), and nothing else."""
+    files = subprocess.run(
+        ["git", "ls-files", "speechrnn"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    modules = {f for f in files if f.endswith(".py") and not f.endswith("/__init__.py")}
+    modules.add("speechrnn/__init__.py")
+    tree = (ROOT / "docs" / "layout.md").read_text().split("```")[1]
+    listed, folders = set(), ["speechrnn"]
+    for line in tree.splitlines()[1:]:
+        match = re.match(r"^( +)(\S+)", line)
+        if not match or not line.startswith("  "):
+            continue
+        depth, name = len(match.group(1)) // 2, match.group(2)
+        folders = folders[:depth]
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+        elif name.endswith(".py"):
+            listed.add("/".join([*folders, name]))
+    assert listed == modules, (sorted(modules - listed), sorted(listed - modules))

@@ -94,7 +94,7 @@ def test_bad_inputs_are_one_error_line(
         ExportConfig(ckpt_path="x.ckpt", quantize="int4")
     bad = run_console("speechrnn-export", f"ckpt_path={exported.path}", "quantize=int4",
                       f"out={tmp_path}/m.onnx")  # fmt: skip
-    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "error: export.quantize must be null or one of int8, got 'int4'"
     ]
     assert not (tmp_path / "m.onnx").exists()

@@ -211,7 +211,7 @@ def test_killed_run_never_looks_complete(tmp_path: Path, sig: signal.Signals) ->
     assert caught, "the run was not caught mid-way"
     assert not out.exists() and read_marker(out) is None
     if sig == signal.SIGTERM:  # cleans up after itself
-        assert proc.returncode == 130 and err.decode().startswith("error: interrupted")
+        assert proc.returncode == 143 and err.decode().startswith("error: terminated (SIGTERM)")
         assert not list(tmp_path.iterdir())
         return
     assert list(tmp_path.glob(".corpus.partial-*"))

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +22,6 @@ from speechrnn.training.train import train
 
 from support.cli import (
     TRAINED_RUN,
-    console_script,
     run_console,
     small_task_overrides,
     train_settings,
@@ -217,37 +213,6 @@ def test_test_checkpoint_picks_the_weights_tested_and_reported(
     report = json.loads((Path(metrics["report_dir"]) / "metrics.json").read_text())
     assert report["checkpoint"] == str(Path(chosen).resolve())
     assert report["accuracy"] == pytest.approx(metrics["test_acc"], abs=1e-6)
-
-
-def test_resume_after_sigkill_matches_uninterrupted_run(
-    compose_train: Callable[[list[str]], DictConfig], small_corpus: Path, tmp_path: Path
-) -> None:
-    epochs = ("trainer.max_epochs=4", "evaluate=false", "seed=3")
-    killed_dir = tmp_path / "killed"
-    overrides = small_task_overrides(small_corpus, killed_dir, *epochs)
-    proc = subprocess.Popen(
-        [console_script("speechrnn-train"), *overrides],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    last = killed_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 240
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert last.exists() and not (killed_dir / "metrics.json").exists()
-
-    resumed = run_console("speechrnn-train", *overrides, "resume=true")
-    assert resumed.returncode == 0, resumed.stderr
-    after_resume = json.loads((killed_dir / "metrics.json").read_text())
-    straight = train(
-        train_settings(small_task_overrides(small_corpus, tmp_path / "straight", *epochs))
-    )
-    assert after_resume["epochs"] == straight["epochs"] == 4
-    assert after_resume["best_val_acc"] == pytest.approx(straight["best_val_acc"], abs=1e-6)
-    assert after_resume["test_acc"] == pytest.approx(straight["test_acc"], abs=1e-6)
 
 
 def test_a_finished_run_resumed_into_a_new_run_dir_tests_its_final_weights(

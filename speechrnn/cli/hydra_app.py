@@ -12,7 +12,7 @@ from typing import Any
 from speechrnn import CONFIG_DIR
 from speechrnn.cli.registry import register_configs
 from speechrnn.console import fail, guarded, internal_error, one_line
-from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError, exit_code
+from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError, Stopped, exit_code
 
 # Overrides for a process that is not global rank 0 of a multi-process run: rank 0 alone writes
 # the run dir, so this one keeps Hydra's config files and log file out of it (logs go to stdout).
@@ -66,6 +66,10 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     def app(cfg: Any) -> Any:
         try:  # inside the job: a SystemExit passes Hydra by, so it adds no report of its own
             return task(cfg)
+        except Stopped as exc:
+            if launched_as_follower():  # rank 0 says it, with its status; a follower exiting
+                sys.exit(ExitCode.OK)  # non-zero would make Lightning's observer kill rank 0
+            fail(one_line(exc), exc.code)
         except SpeechRNNError as exc:
             fail(one_line(exc), exit_code(exc))
         except OmegaConfBaseException as exc:
@@ -81,8 +85,6 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
         fail(f"cannot parse override {_unparsable_override()!r}: {one_line(exc)}", ExitCode.USAGE)
     except (HydraException, OmegaConfBaseException) as exc:
         fail(one_line(exc), ExitCode.USAGE)
-    except KeyboardInterrupt:
-        fail("interrupted", ExitCode.INTERRUPTED)
 
 
 def _unparsable_override() -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from speechrnn.console import error_line, guarded
+from speechrnn.console import Terminated, error_line, guarded
 from speechrnn.data.staging import read_marker
 from speechrnn.data.synth.writer import DEFAULT_SPEAKERS, synthesize
 from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError, exit_code
@@ -19,9 +17,6 @@ from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError, exit_code
 @guarded
 def main(argv: list[str] | None = None) -> int:
     """speechrnn-synth OUT_DIR [--words yes,no,...] [--speakers N] [--seed S] [--jobs J]."""
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = _parser().parse_args(argv)
         words = [w.strip() for w in args.words.split(",") if w.strip()] if args.words else None
@@ -38,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted; no complete corpus was written")
         return ExitCode.INTERRUPTED
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    except Terminated:
+        error_line("terminated (SIGTERM); no complete corpus was written")
+        return ExitCode.TERMINATED
 
 
 def _describe(key: dict[str, Any]) -> str:
@@ -56,10 +51,6 @@ def _summary(out: Path, existed: bool, seconds: float) -> str:
     if existed:
         return f"{out}: complete corpus already there ({what}); nothing to do"
     return f"wrote {what} and {marker.get('noise_files')} noise files to {out} in {seconds:.1f} s"
-
-
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 class _Parser(argparse.ArgumentParser):

@@ -110,10 +110,13 @@ class BatchPlan(Dataset[RowBatch]):
 
 
 class EpochSampler(Sampler[int]):
-    """Batch indices in order; each pass starts the plan's next epoch (or the one set_epoch set)."""
+    """Batch indices in order; each pass starts the plan's next epoch (or the one set_epoch set).
 
-    def __init__(self, plan: BatchPlan) -> None:
-        self.plan, self.next_epoch = plan, 0
+    `resume` = (epoch, batch): the pass of that epoch starts at that batch (a run stopped inside
+    the epoch, resumed), so a resumed run draws exactly the batches it had left."""
+
+    def __init__(self, plan: BatchPlan, resume: tuple[int, int] | None = None) -> None:
+        self.plan, self.next_epoch, self.resume = plan, 0, resume
 
     def set_epoch(self, epoch: int) -> None:
         self.next_epoch = epoch
@@ -124,7 +127,10 @@ class EpochSampler(Sampler[int]):
     def __iter__(self):
         self.plan.set_epoch(self.next_epoch)
         self.next_epoch += 1
-        return iter(range(len(self.plan)))
+        start = 0
+        if self.resume is not None and self.resume[0] == self.plan.epoch:
+            start, self.resume = self.resume[1], None
+        return iter(range(start, len(self.plan)))
 
 
 def _unwrap(item: RowBatch) -> RowBatch:
@@ -148,6 +154,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._bank: NoiseBank | None = None
         self._banks: dict[torch.device, NoiseBank] = {}
         self._generators: dict[torch.device, torch.Generator] = {}
+        self.stopped_at: int | None = None  # batches of this epoch done when a stop was saved
+        self._resume: tuple[int, int] | None = None  # (epoch, batch) of a restored stop
 
     def prepare_data(self) -> None:
         prepare(self.data, self.progress)
@@ -205,16 +213,24 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         plan = self._require(self.train_plan)
-        return self._loader(
-            BatchPlan(
-                "train",
-                lambda epoch: plan.train_rows(self.seed, epoch),
-                self.num_train_clips,
-                self.data.batch_size,
-                lambda: None if self.trainer is None else self.trainer.current_epoch,
-                self._shard(),
-            )
+        batches = BatchPlan(
+            "train",
+            lambda epoch: plan.train_rows(self.seed, epoch),
+            self.num_train_clips,
+            self.data.batch_size,
+            lambda: None if self.trainer is None else self.trainer.current_epoch,
+            self._shard(),
         )
+        return self._loader(batches, self._resume)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in a checkpoint: where a run stopped inside an epoch (`stopped_at`) resumes."""
+        if self.stopped_at is None or self.trainer is None:
+            return {}
+        return {"epoch": self.trainer.current_epoch, "batch": self.stopped_at}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["batch"])) if state else None
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
@@ -265,8 +281,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return self.trainer.global_rank, self.trainer.world_size
 
     @staticmethod
-    def _loader(plan: BatchPlan) -> DataLoader:
-        return DataLoader(plan, batch_size=None, sampler=EpochSampler(plan), collate_fn=_unwrap)
+    def _loader(plan: BatchPlan, resume: tuple[int, int] | None = None) -> DataLoader:
+        sampler = EpochSampler(plan, resume)
+        return DataLoader(plan, batch_size=None, sampler=sampler, collate_fn=_unwrap)
 
     def _resident(self, device_type: str) -> bool:
         return self.data.resident_on(device_type)

@@ -1,12 +1,14 @@
-"""Local file helpers for the data layer: SHA-256, free space, advisory locks."""
+"""Local file helpers: SHA-256, atomic writes, free space, advisory locks."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from speechrnn.console import ByteBar
 from speechrnn.errors import DataError
@@ -37,6 +39,28 @@ def reason(exc: BaseException | str) -> str:
         return exc.strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write(handle)` into a temporary file beside `path`, fsync it, rename it to `path` and
+    fsync the dir: `path` is the old file or the whole new one, never a part. A full or
+    read-only disk is a DataError naming `path`, with nothing left behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({reason(exc)})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def make_dir(folder: Path) -> Path:

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechrnn.version import __version__
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.console import quiet
@@ -29,6 +28,7 @@ from speechrnn.inference.quantize import (
 )
 from speechrnn.metadata import onnx_properties
 from speechrnn.model import StackedLSTMClassifier
+from speechrnn.version import __version__
 
 OPSET = 18
 

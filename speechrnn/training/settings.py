@@ -171,6 +171,7 @@ RESERVED_TRAINER_ARGS = {
     "gradient_clip_val": "optim.grad_clip",
     "enable_progress_bar": "trainer.progress_bar",
     "use_distributed_sampler": "none: the data module shards every batch itself",
+    "plugins": "none: checkpoints are written atomically by speechrnn",
 }
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import subprocess
 import time
 import warnings
 from dataclasses import asdict, replace
@@ -15,6 +15,7 @@ import torch
 
 from speechrnn.checkpoint import check_resumable
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
+from speechrnn.errors import Stopped
 from speechrnn.training.distil import (
     DistillationModule,
     load_teachers,
@@ -22,7 +23,9 @@ from speechrnn.training.distil import (
     teacher_scores,
 )
 from speechrnn.training.module import SpeechCommandsModule
+from speechrnn.training.persist import write_json
 from speechrnn.training.settings import TrainSettings
+from speechrnn.training.stopping import GracefulStop
 from speechrnn.training.trainer import Throughput, best_checkpoint, make_trainer
 from speechrnn.training.warmstart import warm_start
 
@@ -52,7 +55,8 @@ def _train(settings: TrainSettings) -> dict[str, Any]:
     module = _module(settings, list(datamodule.labels))
     started_from = warm_start(module.model, settings.init_from) if settings.init_from else None
     throughput = Throughput()
-    trainer = make_trainer(settings, throughput)
+    stop = GracefulStop(run_dir / "checkpoints" / "last.ckpt")
+    trainer = make_trainer(settings, throughput, stop, _resumed_step(settings.ckpt_path))
     teacher: dict[str, Any] | None = None
     if trainer.is_global_zero:
         parameters, labels = module.model.num_parameters(), len(datamodule.labels)
@@ -67,7 +71,15 @@ def _train(settings: TrainSettings) -> dict[str, Any]:
         if isinstance(module, DistillationModule):
             teacher = _teacher_scores(module, datamodule, run.test)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path, weights_only=True)
+        if stop.agreed(trainer):  # a signal in the last validation: its last.ckpt is saved
+            raise stop.stopped(trainer, f"the end of epoch {trainer.current_epoch}")
+    except Stopped:
+        _wait_for_followers(trainer)
+        raise
+    finally:
+        stop.disarm()
     wall = time.perf_counter() - started
     val_clips = trainer.callback_metrics.get("val/clips")  # before test() replaces them
     best = best_checkpoint(trainer)
@@ -91,10 +103,17 @@ def _train(settings: TrainSettings) -> dict[str, Any]:
     metrics["teacher"] = teacher
     if run.test and run.evaluate and chosen is not None:
         metrics["report_dir"] = str(_write_report(chosen, settings))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(run_dir / "metrics.json", metrics)
     tail = f"  test/acc {metrics['test_acc']}" if run.test else ""
     print(f"run dir: {run_dir}  best val/acc {metrics['best_val_acc']}{tail}")
     return metrics
+
+
+def _resumed_step(checkpoint: Path | None) -> int | None:
+    """The optimiser step a resumed run continues from (its log keeps the rows up to it)."""
+    if checkpoint is None:
+        return None
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
 
 
 def _module(settings: TrainSettings, labels: list[str]) -> SpeechCommandsModule:
@@ -127,6 +146,15 @@ def _teacher_scores(
         splits["test_acc"] = datamodule.eval_set("test")
     paths = [Path(p) for p in module.teacher_paths]
     return teacher_scores(paths, module.teachers, splits)
+
+
+def _wait_for_followers(trainer: L.Trainer, timeout: float = 120.0) -> None:
+    """The processes this one started (Lightning's DDP on one machine) end before it does."""
+    for process in getattr(trainer.strategy.launcher, "procs", []):
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _end_process_group() -> None:

@@ -14,7 +14,9 @@ import torch
 from lightning.pytorch import callbacks as cb
 
 from speechrnn.errors import ConfigError
+from speechrnn.training.persist import AtomicCheckpointIO
 from speechrnn.training.settings import TrainSettings
+from speechrnn.training.stopping import GracefulStop
 
 EXTRAS = {"wandb": "wandb", "mlflow": "mlflow"}  # a logger's package: its pip extra
 
@@ -63,8 +65,11 @@ class EpochLines(L.Callback):
         print(f"{epoch}  {values}  {seconds:.1f} s", flush=True)
 
 
-def make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
-    """The Trainer of `settings`: checkpoints into the run dir, its loggers and callbacks."""
+def make_trainer(
+    settings: TrainSettings, throughput: Throughput, stop: GracefulStop, resume_step: int | None
+) -> L.Trainer:
+    """The Trainer of `settings`: checkpoints into the run dir (atomically), its loggers (those
+    that keep a file keep its rows up to `resume_step`) and callbacks, stopped by `stop`."""
     tcfg, run_dir = settings.trainer, settings.run_dir
     check_trainer_args(settings.trainer_args)
     callbacks: list[L.Callback] = [
@@ -84,6 +89,7 @@ def make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
         ),
         cb.LearningRateMonitor(logging_interval="step"),
         throughput,
+        stop,
     ]
     if tcfg.early_stopping_patience:
         callbacks.append(
@@ -98,7 +104,8 @@ def make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
         callbacks.append(EpochLines())
     callbacks += [build(spec, f"callbacks.{name}") for name, spec in settings.callbacks.items()]
     loggers = [
-        build(spec, f"logger.{name}", save_dir=run_dir) for name, spec in settings.loggers.items()
+        build(spec, f"logger.{name}", save_dir=run_dir, resume_step=resume_step)
+        for name, spec in settings.loggers.items()
     ]
     cpu = tcfg.accelerator == "cpu" or not torch.cuda.is_available()
     arguments: dict[str, Any] = {
@@ -118,6 +125,7 @@ def make_trainer(settings: TrainSettings, throughput: Throughput) -> L.Trainer:
         gradient_clip_val=settings.optim.grad_clip or None,
         use_distributed_sampler=False,  # the loaders split each batch across DDP processes
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=bar,
         logger=loggers or False,
         default_root_dir=run_dir,

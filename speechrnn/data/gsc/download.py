@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from speechrnn.version import __version__
 from speechrnn.data.files import file_lock, make_dir, sha256_file
 from speechrnn.data.gsc.archive import MARKER, extract, remove_partial
 from speechrnn.data.gsc.sources import SOURCES
 from speechrnn.data.gsc.transfer import Retry, download
 from speechrnn.data.staging import read_marker
 from speechrnn.errors import ConfigError, DataError
+from speechrnn.version import __version__
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from speechrnn.version import __version__
 from speechrnn.console import ByteBar
 from speechrnn.data.files import CHUNK_BYTES, make_dir, reason, require_space
 from speechrnn.errors import DataError
+from speechrnn.version import __version__
 
 OFFLINE_HINT = (
     "set data.root to an existing copy of the corpus, or use data=synthetic to work offline"
