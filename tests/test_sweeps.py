@@ -159,3 +159,21 @@ def test_objective_and_test_settings_are_checked_before_training(
     cfg = compose_config("train", small_task_overrides(small_corpus, Path("unused"), *extra))
     with pytest.raises(ConfigError, match=needle):
         TrainSettings.from_config(cfg)
+
+
+def test_any_sweeper_as_hydra_documents_it_minimises_the_validation_error(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    """`-m hydra/sweeper=optuna 'optim.lr=interval(...)'`, nothing else: the task's one float is
+    the validation error, which the sweeper's default direction (minimise) gets right."""
+    sweep = tmp_path / "optuna"
+    run_sweep(
+        sweep,
+        *sweep_overrides(small_corpus, "evaluate=false"),
+        "hydra/sweeper=optuna",
+        "optim.lr=interval(0.001,0.01)",
+        "hydra.sweeper.n_trials=2",
+    )
+    errors = [1.0 - metrics_of(sweep / job)["best_val_acc"] for job in ("0", "1")]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(min(errors))  # the best accuracy, not the worst
