@@ -18,6 +18,7 @@ from speechrnn.data.cache import (
 from speechrnn.data.files import file_lock, make_dir
 from speechrnn.data.index import CorpusIndex, scan_corpus, task_labels
 from speechrnn.data.settings import DataConfig, cache_root
+from speechrnn.data.synth.negatives import negative_clips
 from speechrnn.errors import DataError
 from speechrnn.labels import SPLITS
 
@@ -70,15 +71,30 @@ def open_corpus(data: DataConfig, progress: bool = True) -> Corpus:
 
 
 def prepare(data: DataConfig, progress: bool = True) -> Corpus:
-    """open_corpus, then build every split's cache and the noise cache. Processes that share the
-    cache dir (DDP ranks, nodes on one shared file system) take turns: one builds, the others
-    wait on the lock and then find the caches complete."""
+    """open_corpus, then build every split's cache and the noise cache (and the negatives').
+    Processes that share the cache dir (DDP ranks, nodes on one shared file system) take turns:
+    one builds, the others wait on the lock and then find the caches complete."""
     corpus = open_corpus(data, progress)
     with file_lock(make_dir(corpus.cache_dir) / PREPARE_LOCK):
         for split in SPLITS:
             corpus.split(split)
         corpus.noise()
+        open_negatives(data, corpus, progress)
     return corpus
+
+
+def open_negatives(data: DataConfig, corpus: Corpus, progress: bool = True) -> CachedSplit | None:
+    """The training part of data.negatives, decoded once into the cache; None when unset.
+    Its words must not be task words of `corpus` (they would be taught as `_unknown_`)."""
+    if data.negatives is None:
+        return None
+    root = Path(data.negatives).expanduser().absolute()
+    negative_clips(root)  # DataError unless a finished negatives dir
+    index = scan_corpus(root)
+    shared = sorted(set(index.words) & set(corpus.labels(data)))
+    if shared:
+        raise DataError(f"data.negatives: {root} holds task words ({', '.join(shared[:5])})")
+    return load_split_cache(index, "train", corpus.cache_root, progress, data.cache_workers)
 
 
 def resolve_root(data: DataConfig, progress: bool = True) -> Path:

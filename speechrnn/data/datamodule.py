@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from speechrnn.audio import PCM_SCALE
 from speechrnn.augment import AugmentConfig, NoiseBank, batch_seed
 from speechrnn.augment import augment as augment_waves
-from speechrnn.data.corpus import Corpus, open_corpus, prepare
+from speechrnn.data.corpus import Corpus, open_corpus, open_negatives, prepare
 from speechrnn.data.fitset import FitSet, fit_set
 from speechrnn.data.index import TaskPlan
 from speechrnn.data.settings import DataConfig
@@ -165,15 +165,15 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             return
         self.corpus = open_corpus(self.data, self.progress)
         self.labels = self.corpus.labels(self.data)
-        self.fit = fit_set(self.corpus, self.data.fit_on)
-        self.train_plan = self._plan(self.fit.words)
+        negatives = open_negatives(self.data, self.corpus, self.progress)
+        self.fit = fit_set(self.corpus, self.data.fit_on, negatives)
+        self.train_plan = training_plan(
+            self.fit.words, self.labels, self.data, self.fit.negatives_from
+        )
         if not self.train_plan.known.size:
             raise DataError(f"{self.corpus.root}: the train split has no clips of the task's words")
         self._stores["train"] = SplitStore(self.fit.waves, self.train_plan.targets, self._resident)
         self._bank = self.corpus.noise()
-
-    def _plan(self, words: tuple[str, ...]) -> TaskPlan:
-        return training_plan(words, self.labels, self.data)
 
     def schedule_epochs(self, max_epochs: int) -> int:
         """Epochs over the fitted clips that take as many steps as `max_epochs` over the train
@@ -181,7 +181,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         fit = self._require(self.fit)
         if not fit.final:
             return max_epochs
-        train = self._plan(fit.words[: fit.train_clips])
+        train = training_plan(fit.words[: fit.train_clips], self.labels, self.data)
         train_clips = int(train.known.size) + train.n_unknown + train.n_silence
         return max(1, round(max_epochs * train_clips / self.num_train_clips))
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speechrnn.data.cache import CachedSplit
 from speechrnn.data.corpus import Corpus
 from speechrnn.data.settings import FIT_SETS
 
@@ -38,22 +39,27 @@ class StackedWaves:
 
 @dataclass(frozen=True)
 class FitSet:
-    """The fitted clips: waves[i] is paths[i], a clip of words[i]; the train split's come first."""
+    """The fitted clips: waves[i] is paths[i], a clip of words[i]; the train split's come first,
+    the negatives (all `_unknown_`) last."""
 
     fit_on: str
     waves: np.ndarray | StackedWaves  # (N, T) int16
     words: tuple[str, ...]
     paths: tuple[str, ...]
     train_clips: int  # how many of them come from the train split (they come first)
+    negatives_from: int | None = None  # the first row of the negatives, when there are some
 
     @property
     def final(self) -> bool:
         return self.fit_on != "train"
 
 
-def fit_set(corpus: Corpus, fit_on: str) -> FitSet:
-    """The train split's clips, then those of the other splits that `fit_on` names."""
+def fit_set(corpus: Corpus, fit_on: str, negatives: CachedSplit | None = None) -> FitSet:
+    """The train split's clips, then those of the other splits that `fit_on` names, then the
+    negative speech (`open_negatives`) when given."""
     parts = [corpus.split(name) for name in FIT_SETS[fit_on]]
+    first_negative = sum(len(p.words) for p in parts) if negatives is not None else None
+    parts += [negatives] if negatives is not None else []
     waves = parts[0].waves if len(parts) == 1 else StackedWaves([p.waves for p in parts])
     return FitSet(
         fit_on=fit_on,
@@ -61,4 +67,5 @@ def fit_set(corpus: Corpus, fit_on: str) -> FitSet:
         words=tuple(w for p in parts for w in p.words),
         paths=tuple(path for p in parts for path in p.paths),
         train_clips=len(parts[0].words),
+        negatives_from=first_negative,
     )

@@ -186,11 +186,15 @@ def plan_task(
     silence_share: float,
     unknown_share: float,
     unknown_draw: str = "clip",
+    negatives_from: int | None = None,
+    negatives_share: float = 0.5,
 ) -> TaskPlan:
     """Map clip rows (their words) to `labels`; words outside them feed _unknown_ if it exists.
 
     `unknown_draw`: training's _unknown_ clips uniform over the pool's clips (clip) or over its
-    words (word: each word equally likely, then a clip of it, with replacement).
+    words (word: each word equally likely, then a clip of it, with replacement). Rows from
+    `negatives_from` on are negative speech: they take `negatives_share` of the draw, the corpus's
+    own other words the rest (uniform draws would almost never pick the few real ones).
     """
     index = {label: i for i, label in enumerate(labels)}
     word_targets = np.array([index.get(w, -1) for w in words], np.int64)  # (N,)
@@ -203,7 +207,19 @@ def plan_task(
     n_unknown = share_count(unknown_share, known.size) if pool.size else 0
     n_silence = share_count(silence_share, known.size) if SILENCE in index else 0
     p = _word_balanced([words[r] for r in pool]) if unknown_draw == "word" and n_unknown else None
+    if negatives_from is not None and n_unknown:
+        p = _mixed(pool >= negatives_from, negatives_share, p)
     return TaskPlan(tuple(labels), targets, known, pool, n_unknown, n_silence, p)
+
+
+def _mixed(negative: np.ndarray, share: float, p: np.ndarray | None) -> np.ndarray | None:
+    """Draw probabilities (U,) giving the `negative` rows `share` of the total and the others the
+    rest, each group keeping its own relative weights `p` (uniform when None)."""
+    if negative.all() or not negative.any():
+        return p
+    base = np.ones(negative.size) if p is None else p  # (U,)
+    own = (1.0 - share) * base / base[~negative].sum()  # (U,)
+    return np.where(negative, share * base / base[negative].sum(), own)
 
 
 def _word_balanced(words: Sequence[str]) -> np.ndarray:

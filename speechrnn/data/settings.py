@@ -44,11 +44,13 @@ class DataConfig:
     test_url: str | None = source_url("test_v0.02")
     test_sha256: str | None = source_sha256("test_v0.02")
     fit_on: str = "train"  # train | train+validation (a final fit: validation clips trained on)
+    negatives: str | None = None  # a negative-speech dir (speechrnn-synth --negatives): _unknown_
+    negatives_share: float = 0.5  # of each epoch's _unknown_ draw, taken from the negatives
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("data.name cannot be empty")
-        for name in ("silence_share", "unknown_share"):
+        for name in ("silence_share", "unknown_share", "negatives_share"):
             share = getattr(self, name)
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {share}")

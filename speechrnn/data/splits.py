@@ -60,9 +60,23 @@ def load_split(
     return compose_split(open_corpus(data, progress), split, labels, data, seed)
 
 
-def training_plan(words: Sequence[str], labels: Sequence[str], data: DataConfig) -> TaskPlan:
-    """The label plan of the clips trained on: data's shares and its `_unknown_` draw."""
-    return plan_task(words, labels, data.silence_share, data.unknown_share, data.unknown_draw)
+def training_plan(
+    words: Sequence[str],
+    labels: Sequence[str],
+    data: DataConfig,
+    negatives_from: int | None = None,
+) -> TaskPlan:
+    """The label plan of the clips trained on: data's shares and its `_unknown_` draw, the
+    negative speech from row `negatives_from` on."""
+    return plan_task(
+        words,
+        labels,
+        data.silence_share,
+        data.unknown_share,
+        data.unknown_draw,
+        negatives_from,
+        data.negatives_share,
+    )
 
 
 def eval_plan(

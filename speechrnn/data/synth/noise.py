@@ -1,4 +1,4 @@
-"""The `_background_noise_/` recordings: coloured noise, mains hum and voice babble."""
+"""Noise for synthetic audio: coloured noise, mains hum, voice babble and recording floors."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def babble(rng: np.random.Generator, samples: int, tracks: Sequence[np.ndarray])
         if rms > 0.0:
             mix += np.roll(looped, int(rng.integers(samples))) / rms
     return _normalise(mix)
+
+
+def floor_noise(rng: np.random.Generator, samples: int) -> np.ndarray:
+    """A recording's noise floor: white, pink or brown noise or hum, at RMS `NOISE_RMS`."""
+    kind = int(rng.integers(4))
+    return hum(rng, samples) if kind == 3 else colored_noise(rng, samples, float(kind))
 
 
 def background_noise(

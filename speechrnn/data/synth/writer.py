@@ -98,7 +98,7 @@ def choose_speakers(settings: SynthSettings, inv: Inventory) -> list[Voice]:
     left = split_quota(settings.speakers)
     chosen: dict[str, Voice] = {}
     while len(chosen) < settings.speakers:
-        voice = _random_voice(rng, inv)
+        voice = random_voice(rng, inv)
         split = gsc_split(voice.speaker_id)
         if voice.speaker_id not in chosen and left[split] > 0:
             chosen[voice.speaker_id] = voice
@@ -108,17 +108,33 @@ def choose_speakers(settings: SynthSettings, inv: Inventory) -> list[Voice]:
 
 def render_clip(binary: str, voice: Voice, word: str, seed: int) -> np.ndarray:
     """One GSC clip: `word` by `voice`, random gain, at a random offset in 1 s; int16 (16000,)."""
-    rng = np.random.default_rng([seed, int(voice.speaker_id, 16), zlib.crc32(word.encode())])
-    speech = utterance(binary, voice, word, MAX_SPEECH).astype(np.float64)  # (S,)
+    rng = clip_rng(seed, voice, word)
+    speech = faded_speech(binary, voice, word)  # (S,)
+    speech *= 10 ** (rng.uniform(-3.0, 3.0) / 20)
+    speech *= min(1.0, 0.99 / max(np.abs(speech).max(), 1e-9))
+    return to_pcm16(place(speech, rng))
+
+
+def clip_rng(seed: int, voice: Voice, text: str) -> np.random.Generator:
+    """The generator of one clip's random choices, fixed by the seed, the speaker and the text."""
+    return np.random.default_rng([seed, int(voice.speaker_id, 16), zlib.crc32(text.encode())])
+
+
+def faded_speech(binary: str, voice: Voice, text: str) -> np.ndarray:
+    """`text` by `voice`, trimmed to fit a clip, with 5 ms ramps at both ends; float64 (S,)."""
+    speech = utterance(binary, voice, text, MAX_SPEECH).astype(np.float64)  # (S,)
     ramp = np.linspace(0.0, 1.0, min(FADE, speech.shape[0] // 2))
     speech[: ramp.size] *= ramp
     speech[speech.shape[0] - ramp.size :] *= ramp[::-1]
-    speech *= 10 ** (rng.uniform(-3.0, 3.0) / 20)
-    speech *= min(1.0, 0.99 / max(np.abs(speech).max(), 1e-9))
+    return speech
+
+
+def place(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(S,) speech at a random offset in 1 s of silence; float64 (16000,)."""
     clip = np.zeros(CLIP_SAMPLES)  # (16000,)
     start = int(rng.integers(0, CLIP_SAMPLES - speech.shape[0] + 1))
     clip[start : start + speech.shape[0]] = speech
-    return to_pcm16(clip)
+    return clip
 
 
 def synthesize(
@@ -142,7 +158,9 @@ def synthesize(
     return out
 
 
-def _random_voice(rng: np.random.Generator, inv: Inventory) -> Voice:
+def random_voice(rng: np.random.Generator, inv: Inventory) -> Voice:
+    """A speaker drawn uniformly from the inventory's voices and variants and the espeak ranges."""
+
     def pick(options: Sequence[Any]) -> Any:
         return options[int(rng.integers(len(options)))]
 
@@ -152,7 +170,7 @@ def _random_voice(rng: np.random.Generator, inv: Inventory) -> Voice:
 def _build(root: Path, settings: SynthSettings, inv: Inventory, jobs: int, progress: bool) -> None:
     speakers = choose_speakers(settings, inv)
     rng = np.random.default_rng([settings.seed, 2])
-    talkers = [_random_voice(rng, inv) for _ in range(noise.BABBLE_VOICES)]
+    talkers = [random_voice(rng, inv) for _ in range(noise.BABBLE_VOICES)]
     tasks: list[Callable[[], Any]] = [
         partial(speak, inv.binary, v, noise.babble_script(rng)) for v in talkers
     ]
@@ -163,7 +181,7 @@ def _build(root: Path, settings: SynthSettings, inv: Inventory, jobs: int, progr
     (root / NOISE_DIR).mkdir()
     noise_waves = noise.background_noise(settings.seed, tracks)
     for stem, wave in noise_waves.items():
-        _write_wav(root / NOISE_DIR / f"{stem}.wav", to_pcm16(wave))
+        write_wav(root / NOISE_DIR / f"{stem}.wav", to_pcm16(wave))
     splits = {v.speaker_id: gsc_split(v.speaker_id) for v in speakers}
     for split, name in SPLIT_LISTS.items():
         lines = sorted(
@@ -183,12 +201,13 @@ def _build(root: Path, settings: SynthSettings, inv: Inventory, jobs: int, progr
 
 
 def _write_clip(root: Path, binary: str, voice: Voice, word: str, seed: int) -> None:
-    _write_wav(root / _clip_name(word, voice.speaker_id), render_clip(binary, voice, word, seed))
+    write_wav(root / _clip_name(word, voice.speaker_id), render_clip(binary, voice, word, seed))
 
 
 def _clip_name(word: str, speaker_id: str) -> str:
     return f"{word}/{speaker_id}_nohash_0.wav"
 
 
-def _write_wav(path: Path, pcm: np.ndarray) -> None:
+def write_wav(path: Path, pcm: np.ndarray) -> None:
+    """(T,) int16 as a 16 kHz mono PCM16 WAV file."""
     sf.write(str(path), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
