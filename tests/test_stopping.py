@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from speechrnn.data.files import write_atomically
-from speechrnn.errors import DataError, ExitCode
+from speechrnn.errors import DataError, ExitCode, Stopped
 from speechrnn.training import persist
 from speechrnn.training.train import train
 
@@ -92,6 +92,24 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_metrics_with_every_epoch_log
     assert metrics["best_val_acc"] == pytest.approx(straight["best_val_acc"], abs=1e-6)
     assert metrics["test_acc"] == pytest.approx(straight["test_acc"], abs=1e-6)
     assert _logged_epochs(tmp_path) == [0, 1, 2, 3]  # nothing lost, nothing twice
+
+
+@pytest.mark.parametrize(("epoch", "batch"), [(1, 3), (2, 0)])
+def test_a_stop_inside_an_epoch_resumes_at_that_batch(
+    small_corpus: Path, tmp_path: Path, straight: dict, epoch: int, batch: int
+) -> None:
+    """The signal comes at a known batch (a callback by _target_ sends it): the resumed run
+    trains the batches that were left, no other, and ends where the uninterrupted one does."""
+    overrides = small_task_overrides(small_corpus, tmp_path, *EPOCHS)
+    target = f"{{_target_: support.signals.SignalAt, epoch: {epoch}, batch: {batch}}}"
+    with pytest.raises(
+        Stopped, match=f"stopped by SIGTERM at epoch {epoch + 1}, batch {batch + 1};"
+    ):
+        train(train_settings([*overrides, f"+callbacks.stop={target}"]))
+    metrics = train(train_settings([*overrides, "resume=true"]))
+    assert metrics["best_val_acc"] == pytest.approx(straight["best_val_acc"], abs=1e-6)
+    assert metrics["test_acc"] == pytest.approx(straight["test_acc"], abs=1e-6)
+    assert _logged_epochs(tmp_path) == [0, 1, 2, 3]
 
 
 def test_sigterm_to_every_process_of_a_ddp_run_stops_them_all_saved(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, TypeVar
 
 import lightning as L
@@ -112,11 +112,11 @@ class BatchPlan(Dataset[RowBatch]):
 class EpochSampler(Sampler[int]):
     """Batch indices in order; each pass starts the plan's next epoch (or the one set_epoch set).
 
-    `resume` = (epoch, batch): the pass of that epoch starts at that batch (a run stopped inside
-    the epoch, resumed), so a resumed run draws exactly the batches it had left."""
+    `first_batch(epoch)` says where a pass of that epoch starts: 0, or the batches done when a
+    run stopped inside it (resumed), so a resumed run draws exactly the batches it had left."""
 
-    def __init__(self, plan: BatchPlan, resume: tuple[int, int] | None = None) -> None:
-        self.plan, self.next_epoch, self.resume = plan, 0, resume
+    def __init__(self, plan: BatchPlan, first_batch: Callable[[int], int] = lambda e: 0) -> None:
+        self.plan, self.next_epoch, self.first_batch = plan, 0, first_batch
 
     def set_epoch(self, epoch: int) -> None:
         self.next_epoch = epoch
@@ -124,13 +124,13 @@ class EpochSampler(Sampler[int]):
     def __len__(self) -> int:
         return len(self.plan)
 
-    def __iter__(self):
-        self.plan.set_epoch(self.next_epoch)
-        self.next_epoch += 1
-        start = 0
-        if self.resume is not None and self.resume[0] == self.plan.epoch:
-            start, self.resume = self.resume[1], None
-        return iter(range(start, len(self.plan)))
+    def __iter__(self) -> Iterator[int]:
+        # Read when the first batch is asked for, not when the iterator is made: on a restart
+        # Lightning makes it before the Trainer's epoch is restored.
+        trainer_epoch = self.plan.current_epoch()
+        self.plan.set_epoch(self.next_epoch if trainer_epoch is None else trainer_epoch)
+        self.next_epoch = self.plan.epoch + 1
+        yield from range(self.first_batch(self.plan.epoch), len(self.plan))
 
 
 def _unwrap(item: RowBatch) -> RowBatch:
@@ -221,7 +221,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             lambda: None if self.trainer is None else self.trainer.current_epoch,
             self._shard(),
         )
-        return self._loader(batches, self._resume)
+        return self._loader(batches, self._first_batch)
 
     def state_dict(self) -> dict[str, int]:
         """Saved in a checkpoint: where a run stopped inside an epoch (`stopped_at`) resumes."""
@@ -231,6 +231,10 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = (int(state["epoch"]), int(state["batch"])) if state else None
+
+    def _first_batch(self, epoch: int) -> int:
+        """Where a training pass of `epoch` starts: past the batches a stopped run had done."""
+        return self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
@@ -281,8 +285,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return self.trainer.global_rank, self.trainer.world_size
 
     @staticmethod
-    def _loader(plan: BatchPlan, resume: tuple[int, int] | None = None) -> DataLoader:
-        sampler = EpochSampler(plan, resume)
+    def _loader(plan: BatchPlan, first_batch: Callable[[int], int] = lambda e: 0) -> DataLoader:
+        sampler = EpochSampler(plan, first_batch)
         return DataLoader(plan, batch_size=None, sampler=sampler, collate_fn=_unwrap)
 
     def _resident(self, device_type: str) -> bool:
