@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 from dataclasses import asdict, replace
@@ -319,3 +320,34 @@ def test_negatives_that_hold_a_task_word_are_refused(
     )
     with pytest.raises(DataError, match=f"holds task words \\({word}\\)"):
         open_negatives(data, open_corpus(data, progress=False))
+
+
+def test_the_evaluation_reports_false_alarms_on_negative_speech(
+    bench: Path, small_corpus: Path, trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    """speechrnn-eval streaming=true spotting.negatives=<bench>: FA/h at every threshold on
+    speech with no command, beside the DET curve, in metrics.json and the report."""
+    from support.cli import SMALL_WORDS, run_console
+
+    words = ",".join(f'"{w}"' for w in SMALL_WORDS)
+    done = run_console(
+        "speechrnn-eval",
+        f"ckpt_path={trained_checkpoint}",
+        f"data.root={small_corpus}",
+        f"data.words=[{words}]",
+        f"report_dir={tmp_path}/rep",
+        "streaming=true",
+        "longform.duration=60",
+        f"spotting.negatives={bench}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    streaming = json.loads((tmp_path / "rep" / "metrics.json").read_text())["streaming"]
+    negative = streaming["negative_speech"]
+    assert negative["thresholds"] == streaming["thresholds"]
+    assert negative["hours"] == pytest.approx(CONFIG.duration / 3600, abs=1e-3)
+    counts, envelope = negative["overall"]["false_alarms"], negative["overall"]["fa_per_hour"]
+    assert len(counts) == len(negative["thresholds"]) and sum(counts) > 0
+    assert envelope == sorted(envelope, reverse=True)  # pessimistic: monotone in the threshold
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "Streaming: false alarms on speech with no command" in report
+    assert (tmp_path / "rep" / "negative_speech.png").stat().st_size > 0

@@ -28,6 +28,7 @@ class SpottingConfig:
     thresholds: tuple[float, ...] | None = None  # null: 0.05 ... 0.999
     audio: str | None = None  # a long recording of your own ...
     labels: str | None = None  # ... and its words: word,start[,end] per line (seconds)
+    negatives: str | None = None  # a negative-speech benchmark dir (speechrnn-synth --bench)
 
     def __post_init__(self) -> None:
         if self.tolerance < 0:

@@ -19,6 +19,7 @@ from speechrnn.evaluation.longform import (
     read_labels,
     write_labels,
 )
+from speechrnn.evaluation.negative_bench import load_bench, score_bench
 from speechrnn.evaluation.report import Section
 from speechrnn.evaluation.settings import SpottingConfig
 from speechrnn.evaluation.spotting import (
@@ -106,7 +107,36 @@ def evaluate_streaming(
     }
     write_labels(recording.events, out / "streaming_labels.tsv")
     plot_det(result, out / "det.png")
+    if spotting.negatives is not None:
+        bench = load_bench(Path(spotting.negatives))
+        negative = score_bench(backend, backend.labels, bench, stream, result["thresholds"])
+        negative["source"] = spotting.negatives
+        result["negative_speech"] = negative
+        plot_false_alarms(result, out / "negative_speech.png")
     return result
+
+
+def plot_false_alarms(result: dict[str, Any], path: Path) -> None:
+    """False alarms per hour against the threshold: the command recording's and negative
+    speech's (every detection there is one), beside the DET curve."""
+    import matplotlib.pyplot as plt
+
+    from speechrnn.evaluation.report import save_figure
+
+    negative = result["negative_speech"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, values, hours in (
+        ("commands, other words and noise", result["overall"]["fa_per_hour_raw"], result["hours"]),
+        ("negative speech (no command)", negative["overall"]["fa_per_hour_raw"], negative["hours"]),
+    ):
+        ax.plot(result["thresholds"], np.maximum(values, 0.5 / hours), "-o", ms=3, label=name)
+    ax.axhline(TARGET_FA_PER_HOUR, color="grey", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("detection threshold")
+    ax.set_ylabel("false alarms per hour")
+    ax.set_title("False alarms per hour by threshold (zero drawn at half of one)")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
 
 
 def plot_det(result: dict[str, Any], path: Path) -> None:
@@ -144,7 +174,8 @@ def plot_det(result: dict[str, Any], path: Path) -> None:
 
 
 def sections(result: dict[str, Any]) -> list[Section]:
-    """The report's streaming part: headline, per-keyword table, the DET curve."""
+    """The report's streaming part: headline, per-keyword table, the DET curve; the false alarms
+    on negative speech by threshold when there are some."""
     grid, default = result["thresholds"], result["default_threshold"]
     rec = result["recording"]
 
@@ -190,4 +221,30 @@ def sections(result: dict[str, Any]) -> list[Section]:
             + [row(k, c) for k, c in result["keywords"].items()],
             images=["det.png"],
         )
+    ] + ([_negative_section(result)] if "negative_speech" in result else [])
+
+
+def _negative_section(result: dict[str, Any]) -> Section:
+    negative = result["negative_speech"]
+    target = negative["overall"]["threshold_at_target"]
+    rows = [
+        (f"{t:g}", f"{a:.2f}", f"{b:.2f}")
+        for t, a, b in zip(
+            result["thresholds"],
+            result["overall"]["fa_per_hour_raw"],
+            negative["overall"]["fa_per_hour_raw"],
+            strict=True,
+        )
     ]
+    return Section(
+        "Streaming: false alarms on speech with no command",
+        [
+            f"{negative['hours']:.2f} h of words and phrases that are not commands "
+            f"({negative['source']}); every detection there is a false alarm. The lowest threshold "
+            f"with at most {TARGET_FA_PER_HOUR:g} an hour: "
+            f"{'none swept' if target is None else f'{target:g}'}."
+        ],
+        ("threshold", "FA/h, command recording", "FA/h, negative speech"),
+        rows,
+        images=["negative_speech.png"],
+    )
