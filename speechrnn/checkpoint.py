@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import struct
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +19,13 @@ from speechrnn.model import StackedLSTMClassifier
 from speechrnn.validation import check_metadata, check_shapes, check_state
 
 RUN_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # a training run's final weights
+# What a checkpoint may cost to load: 1 GiB holds the largest model validation allows (200 MB of
+# weights) with its optimizer state and EMA copy; torch stores its members uncompressed (ratio 1).
+MAX_CHECKPOINT_BYTES = 2**30  # the file, and the bytes its zip members declare they inflate to
+MAX_INFLATION = 100  # declared bytes per byte of file
+MAX_ZIP_DIRECTORY = 4 * 2**20  # bytes of zip central directory (a checkpoint's is a few kB)
+_END = struct.Struct("<4s4H2LH")  # zip end of central directory record
+_END64 = struct.Struct("<4sQ2H2L4Q")  # its zip64 form, just before the 20-byte zip64 locator
 
 
 def run_checkpoint(entry: str) -> Path | None:
@@ -67,6 +75,7 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> object:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
+        _check_size(path)
         raw = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         if not zipfile.is_zipfile(path):
@@ -79,6 +88,56 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> object:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     return raw
+
+
+def _check_size(path: Path) -> None:
+    """Refuse, before anything is read into memory, a file larger than MAX_CHECKPOINT_BYTES or
+    a zip (torch's format) whose members declare more, or an absurd compression ratio."""
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path}: refused to load: {size:,} bytes, more than {MAX_CHECKPOINT_BYTES:,}"
+        )
+    directory = _zip_directory_bytes(path)
+    if directory is None:  # not a zip: torch reads it or says it cannot
+        return
+    if directory > MAX_ZIP_DIRECTORY:
+        raise CheckpointError(
+            f"{path}: refused to load: a zip directory of {directory:,} bytes, more than "
+            f"{MAX_ZIP_DIRECTORY:,} (a checkpoint's lists a few tensors)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # never handed to torch's reader
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if inflated > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path}: refused to load: its members would inflate to {inflated:,} bytes, "
+            f"more than {MAX_CHECKPOINT_BYTES:,}"
+        )
+    if inflated > MAX_INFLATION * max(size, 1):
+        raise CheckpointError(
+            f"{path}: refused to load: its members would inflate {size:,} bytes to "
+            f"{inflated:,}, over {MAX_INFLATION} times as many (a zip bomb)"
+        )
+
+
+def _zip_directory_bytes(path: Path) -> int | None:
+    """The size of a zip file's central directory, from its end record; None if not a zip."""
+    with path.open("rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        tail = min(size, _END.size + 0xFFFF + 20 + _END64.size)  # room for the longest comment
+        file.seek(size - tail)
+        data = file.read()
+    at = data.rfind(b"PK\x05\x06")
+    if at < 0 or len(data) - at < _END.size:
+        return None
+    directory = _END.unpack_from(data, at)[5]
+    at64 = at - 20 - _END64.size
+    if directory == 0xFFFFFFFF and at64 >= 0 and data[at64 : at64 + 4] == b"PK\x06\x06":
+        directory = _END64.unpack_from(data, at64)[8]
+    return directory
 
 
 def check_resumable(path: Path, features: dict[str, Any], model: dict[str, Any]) -> None:

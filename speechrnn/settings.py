@@ -1,12 +1,14 @@
 """Typed settings from plain mappings (Hydra/OmegaConf or dicts), with one-line errors.
 
-The one place every number a user sets is checked for NaN and infinity (ranges: each dataclass).
+The one place every number a user sets is checked for NaN and infinity, and for the range its
+field declares with `bounded` (other range rules: each dataclass's `__post_init__`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -15,10 +17,42 @@ from typing import Any, TypeVar
 from speechrnn.errors import ConfigError
 
 T = TypeVar("T")
+_RANGE = "speechrnn.range"  # dataclass field metadata: (lowest, highest, unit)
 
 
-def from_mapping(cls: type[T], values: Mapping[str, Any] | None, section: str) -> T:
-    """Build dataclass `cls` from `values`, checking keys and types; errors name `section`."""
+def bounded(default: T, low: float, high: float, unit: str = "") -> T:
+    """A dataclass field that must lie in [low, high]; `check_ranges` and `from_mapping` say so."""
+    bounds = {_RANGE: (low, high, unit)}
+    return dataclasses.field(default=default, metadata=bounds)  # type: ignore[no-any-return]
+
+
+def check_ranges(settings: Any) -> None:
+    """ConfigError naming the first `bounded` field of dataclass `settings` outside its range."""
+    for field in dataclasses.fields(settings):
+        _in_range(getattr(settings, field.name), field, field.name)
+
+
+def _in_range(value: Any, field: dataclasses.Field[Any], key: str) -> None:
+    bounds = field.metadata.get(_RANGE)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:  # NaN is in no range
+        low, high, unit = bounds
+        raise ConfigError(f"{key} must be in [{_number(low)}, {_number(high)}]{unit}, got {value}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def from_mapping(
+    cls: type[T],
+    values: Mapping[str, Any] | None,
+    section: str,
+    names: Mapping[str, str] | None = None,
+) -> T:
+    """Build dataclass `cls` from `values`, checking keys and types; errors name `section`.
+
+    `names` says how errors call a field (a command-line option, say) instead of `section.field`.
+    """
     values = dict(plain(values) or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(fields))
@@ -27,9 +61,12 @@ def from_mapping(cls: type[T], values: Mapping[str, Any] | None, section: str) -
             f"{section}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {
-        name: _coerce(value, hints[name], f"{section}.{name}") for name, value in values.items()
-    }
+    names = names or {}
+    kwargs = {}
+    for name, value in values.items():
+        key = names.get(name, f"{section}.{name}")
+        kwargs[name] = _coerce(value, hints[name], key)
+        _in_range(kwargs[name], fields[name], key)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -44,6 +81,8 @@ def top_level(cls: type[T], cfg: Mapping[str, Any], command: str) -> T:
 
 def plain(values: Any) -> Any:
     """OmegaConf containers to plain Python, resolving interpolations; `???` becomes an error."""
+    if "omegaconf" not in sys.modules:  # then no OmegaConf container exists (nor gets imported)
+        return values
     try:
         from omegaconf import DictConfig, ListConfig, OmegaConf
         from omegaconf.errors import MissingMandatoryValue

@@ -1,7 +1,9 @@
-"""Hostile inputs to speechrnn-predict: link loops, huge globs, odd names, cut and huge WAVs."""
+"""Hostile inputs: link loops, huge globs, odd names, cut and huge WAVs, bad option values."""
 
 from __future__ import annotations
 
+import glob
+import os
 import struct
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from speechrnn.audio import read_audio
-from speechrnn.cli import predict
+from speechrnn.cli import predict, serve
 from speechrnn.errors import AudioError
 from speechrnn.inference.inputs import expand_inputs
 
@@ -89,7 +91,7 @@ def test_predict_max_files_flag(
         == f"error: {tmp_path}: expands to more than 2 files; name fewer (or raise --max-files)"
     )
     code, _, err = _predict(capfd, model, tmp_path, "--max-files", "0")
-    assert code == 2 and err.strip() == "error: max-files must be at least 1, got 0"
+    assert code == 2 and err.strip() == "error: --max-files must be in [1, 10000000], got 0"
 
 
 def test_file_name_with_a_newline_stays_on_one_line(
@@ -214,3 +216,120 @@ def test_nan_in_a_late_block_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "nan.wav", wave, 16_000, "FLOAT")
     with pytest.raises(AudioError, match="NaN or infinite"):
         read_audio(path)
+
+
+def _deep_tree(root: Path, depth: int, links: bool = True) -> Path:
+    """`depth` nested folders, each with an audio file, a side folder and a link back up."""
+    folder = root
+    for level in range(depth):
+        folder = folder / f"l{level}"
+        (folder / "side").mkdir(parents=True)
+        (folder / f"f{level}.wav").write_bytes(b"x")
+        if links:
+            (folder / "up").symlink_to("..")
+    return root
+
+
+def _real(entries: list[Path | AudioError] | list[str]) -> set[str]:
+    return {os.path.realpath(e) for e in entries if isinstance(e, Path | str)}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "found"),
+    [
+        ("/".join(["**"] * 12) + "/*.wav", 30),
+        ("/".join(["**"] * 200) + "/*.wav", 30),
+        ("**/l*/" * 12 + "*.wav", 19),
+        ("**/l1*/**/x*/**/y*/**/z*/**/*.wav", 0),
+        ("/".join(["*"] * 25) + "/*.wav", 13),  # each `*` may also take a link up: 2^25 paths
+        ("**/" + "*/" * 20 + "**/*.wav", 30),
+    ],
+)
+def test_globs_take_linear_time(tmp_path: Path, pattern: str, found: int) -> None:
+    root = _deep_tree(tmp_path / "t", 30)
+    start = time.monotonic()
+    entries = expand_inputs([f"{root}/{pattern}"])
+    assert time.monotonic() - start < 10  # generous: each takes milliseconds
+    assert len(_real(entries)) == found
+
+
+@pytest.mark.parametrize(
+    ("pattern", "links"),
+    [
+        ("*/*.wav", True),
+        ("/".join(["*"] * 9) + "/*.wav", True),  # `*` follows links, as glob's does
+        ("**/*.wav", False),
+        ("**/l1*/**/*.wav", False),
+        ("l0/**/l2/**/f1*", False),
+        ("**/l1[01]", False),  # matched folders are searched
+        ("**/**/l[3-5]/*.wav", False),
+    ],
+)
+def test_globs_find_what_glob_finds(tmp_path: Path, pattern: str, links: bool) -> None:
+    root = _deep_tree(tmp_path / "t", 12, links)
+    expected = [
+        found
+        for match in glob.glob(f"{root}/{pattern}", recursive=True)
+        for found in (
+            glob.glob(f"{match}/**/*.wav", recursive=True) if os.path.isdir(match) else [match]
+        )
+    ]
+    assert _real(expand_inputs([f"{root}/{pattern}"])) == _real(expected) != set()
+
+
+def test_double_star_matches_hidden_names_and_takes_no_links(tmp_path: Path) -> None:
+    for name in ("a/x.wav", "a/b/y.wav", "a/.hidden/z.wav", "a/b/c/w.flac", "c/v.wav", "a/n.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "a" / "link").symlink_to(tmp_path / "c")
+
+    def names(pattern: str) -> list[str]:
+        found = expand_inputs([str(tmp_path / pattern)])
+        return sorted(str(Path(p).relative_to(tmp_path)) for p in found if isinstance(p, Path))
+
+    assert names("a/**/*.wav") == ["a/.hidden/z.wav", "a/b/y.wav", "a/x.wav"]
+    assert names("a/*/*.wav") == ["a/b/y.wav", "a/link/v.wav"]  # `*` names the link
+    assert names("a/**/**/**/*.flac") == ["a/b/c/w.flac"]
+    assert names("a/*") == ["a/b/c/w.flac", "a/b/y.wav", "a/link/v.wav", "a/x.wav"]
+    assert names("*/b") == ["a/b/c/w.flac", "a/b/y.wav"]  # a matched folder is searched
+    assert names("a/**") == ["a/.hidden/z.wav", "a/b/c/w.flac", "a/b/y.wav", "a/x.wav"]
+
+
+PREDICTOR_OPTIONS = {
+    "--top-k": ["0", "1001", "-5"],
+    "--threshold": ["nan", "inf", "-inf", "1.5", "-0.1"],
+    "--stride": ["nan", "inf", "0", "2"],
+    "--average": ["nan", "inf", "-1", "11"],
+    "--detect-threshold": ["nan", "inf", "2"],
+    "--suppress": ["nan", "inf", "-1", "1e9"],
+    "--batch-size": ["0", "100000", "1e3"],
+    "--max-seconds": ["nan", "inf", "0", "-1", "1e9"],
+}
+SERVE_OPTIONS = {
+    "--port": ["70000", "-1", "65536", "nan"],
+    "--max-upload-mb": ["nan", "inf", "0", "-1", "1e6"],
+    "--host": ["", "a/b", "a b", "x" * 300, "a\0b", "http://x"],
+}
+BAD_VALUES = [
+    *((predict, option, value) for option, values in PREDICTOR_OPTIONS.items() for value in values),
+    *((predict, "--max-files", value) for value in ["0", "-1", "1e9", "x"]),
+    *((serve, option, value) for option, values in PREDICTOR_OPTIONS.items() for value in values),
+    *((serve, option, value) for option, values in SERVE_OPTIONS.items() for value in values),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    BAD_VALUES,
+    ids=[f"{c.__name__.rsplit('.')[-1]} {o}={v[:10]!r}" for c, o, v in BAD_VALUES],
+)
+def test_every_bad_number_or_address_is_one_line_before_the_model_is_read(
+    tmp_path: Path, command, option: str, value: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no_such_model.pt"  # the option must be refused before it is looked at
+    audio = [] if command is serve else [str(tmp_path / "a.wav")]
+    assert command.main([str(missing), *audio, f"{option}={value}"]) == 2
+    out, err = capfd.readouterr()
+    (line,) = err.strip().splitlines()
+    assert out == "" and line.startswith("error: ") and option in line, err
+    assert str(missing) not in line

@@ -1,7 +1,10 @@
-"""Crafted checkpoints: every field checked before anything is built; one line, exit 2."""
+"""Crafted model files: every field checked before anything is built, bombs refused unread."""
 
 from __future__ import annotations
 
+import struct
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -196,3 +199,112 @@ def test_onnx_with_wrong_signature_is_refused(tmp_path: Path) -> None:
     onnx.save(proto, path)
     with pytest.raises(CheckpointError, match="labels repeat"):
         OnnxBackend(path)
+
+
+BOMB_BOUND_S = 20.0  # generous: each refusal reads a few kB
+
+
+def _deflated(source: Path, target: Path) -> Path:
+    """`source` (a torch zip) repacked with every member deflated, as a zip bomb is."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for member in old.infolist():
+            new.writestr(member.filename, old.read(member))
+    return target
+
+
+def _declaring(source: Path, target: Path, size: int) -> Path:
+    """`source` (a torch zip) whose first central directory entry declares `size` bytes."""
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        struct.pack_into("<I", data, archive.start_dir + 24, size)  # its uncompressed size
+    target.write_bytes(bytes(data))
+    return target
+
+
+def _sparse(target: Path, size: int) -> Path:
+    with target.open("wb") as out:
+        out.truncate(size)
+    return target
+
+
+def _long_directory(target: Path) -> Path:
+    with zipfile.ZipFile(target, "w") as archive:
+        for i in range(100):
+            archive.writestr(f"{i:03d}" + "x" * 50_000, b"")
+    return target
+
+
+def _zeros(target: Path) -> Path:
+    torch.save({"zeros": torch.zeros(16 * 2**20)}, target)  # 64 MiB
+    return target
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny.pt")
+
+
+BOMBS = {
+    "64 MB of zeros deflated": (
+        lambda tmp, tiny: _deflated(_zeros(tmp / "zeros.pt"), tmp / "bomb.pt"),
+        r"would inflate 6\d,\d{3} bytes to 67,\d{3},\d{3}, over 100 times as many \(a zip bomb\)",
+    ),
+    "a member declaring 2 GiB": (
+        lambda tmp, tiny: _declaring(tiny, tmp / "declared.pt", 2**31),
+        r"its members would inflate to 2,147,\d{3},\d{3} bytes, more than 1,073,741,824",
+    ),
+    "a file over 1 GiB": (
+        lambda tmp, tiny: _sparse(tmp / "huge.pt", 2**30 + 1),
+        r"refused to load: 1,073,741,825 bytes, more than 1,073,741,824$",
+    ),
+    "a 5 MB zip directory": (
+        lambda tmp, tiny: _long_directory(tmp / "names.pt"),
+        r"a zip directory of 5,\d{3},\d{3} bytes, more than 4,194,304",
+    ),
+    "an ONNX file over 256 MiB": (
+        lambda tmp, tiny: _sparse(tmp / "huge.onnx", 2**28 + 1),
+        r"refused to load: 268,435,457 bytes, more than 268,435,456$",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "message"), list(BOMBS.values()), ids=list(BOMBS))
+def test_model_files_that_would_take_too_much_memory_are_refused_unread(
+    tmp_path: Path, tiny: Path, make, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime
+
+    from speechrnn.inference.backends import open_backend
+
+    path = make(tmp_path, tiny)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model file was handed to its loader")
+
+    monkeypatch.setattr(torch, "load", never)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", never)
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match=message) as caught:
+        open_backend(path)
+    assert time.monotonic() - start < BOMB_BOUND_S
+    assert str(caught.value).startswith(f"{path}: refused to load: ")
+
+
+def test_predict_on_a_zip_bomb_is_one_line_and_exit_2(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from speechrnn.cli.predict import main
+
+    bomb = _deflated(_zeros(tmp_path / "zeros.pt"), tmp_path / "bomb.pt")
+    assert main([str(bomb), str(tmp_path / "missing.wav")]) == 2
+    out, err = capfd.readouterr()
+    (line,) = err.strip().splitlines()
+    assert out == "" and line.startswith(f"error: {bomb}: refused to load: ") and "zip bomb" in line
+
+
+def test_a_deflated_checkpoint_within_the_limits_still_loads(tmp_path: Path, tiny: Path) -> None:
+    packed = _deflated(tiny, tmp_path / "packed.pt")
+    assert packed.stat().st_size < tiny.stat().st_size
+    model = load_checkpoint(packed)
+    expected = load_checkpoint(tiny).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())

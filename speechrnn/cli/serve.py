@@ -4,15 +4,56 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
+import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from speechrnn.cli.predict import add_predictor_options, model_parser, predictor_from_args
-from speechrnn.console import error_line, guarded
+from speechrnn.cli.options import (
+    add_predictor_options,
+    from_options,
+    model_parser,
+    predictor_from_args,
+)
+from speechrnn.console import error_line, guarded, shown
 from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError
+from speechrnn.settings import bounded, check_ranges
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
 
 DEFAULT_TOP_K = 3
+HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
+SERVE_OPTIONS = {"host": "host", "port": "port", "max_upload_mb": "max_upload_mb"}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Where speechrnn-serve listens and the largest upload it reads."""
+
+    host: str = "127.0.0.1"
+    port: int = bounded(8000, 0, 65535)
+    max_upload_mb: float = bounded(20.0, 0.001, 4096.0, " MiB")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if not _is_host(self.host):
+            raise ConfigError(
+                f"--host must be an IP address or a host name (letters, digits, '-', '_' and '.'), "
+                f"got {shown(repr(self.host[:80]))}"
+            )
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return len(host) <= 253 and HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default 127.0.0.1: this computer only; "
         "0.0.0.0 serves everyone who can reach this port)",
     )
-    add("--port", type=int, default=8000, help="port to listen on; 0 picks a free one")
+    add("--port", type=int, default=8000, help="port to listen on, 0 to 65535; 0 picks a free one")
     add("--max-upload-mb", type=float, default=20.0, metavar="MB", help="largest upload (20)")
     add_predictor_options(parser)
     parser.set_defaults(top_k=DEFAULT_TOP_K)
@@ -38,34 +79,58 @@ def build_parser() -> argparse.ArgumentParser:
 @guarded
 def main(argv: list[str] | None = None) -> int:
     """speechrnn-serve: load the model, listen, serve until interrupted."""
-    args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as speechrnn-predict does
     try:
-        if not 0 < args.max_upload_mb <= 4096:
-            raise ConfigError(f"max-upload-mb must be in (0, 4096], got {args.max_upload_mb:g}")
+        args = build_parser().parse_args(argv)
+        settings = from_options(ServeSettings, args, SERVE_OPTIONS)
         predictor = predictor_from_args(args)
     except SpeechRNNError as exc:
         return _error(str(exc))
     try:
-        listener = _listen(args.host, args.port)
+        listener = _listen(settings.host, settings.port)
     except OSError as exc:
-        return _error(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})")
+        return _error(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})")
 
     import uvicorn
 
     from speechrnn.inference.serve.app import create_app
 
-    app = create_app(predictor, Path(args.model), round(args.max_upload_mb * 2**20))
+    app = create_app(predictor, Path(args.model), round(settings.max_upload_mb * 2**20))
     host, port = listener.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"speechrnn-serve: {args.model} at http://{shown}:{port}/", flush=True)
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"speechrnn-serve: {args.model} at http://{shown_host}:{port}/", flush=True)
     if ipaddress.ip_address(host).is_loopback:
         print("listening on this computer only (--host 0.0.0.0 serves the network)", flush=True)
     else:
         print("listening on the network: whoever reaches this port can use the model", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto"))
-    server.run(sockets=[listener])
+    uvicorn.Server(server_config(app)).run(sockets=[listener])
     return ExitCode.OK
+
+
+def server_config(app: Starlette) -> uvicorn.Config:
+    """How speechrnn-serve runs `app`: uvicorn, warnings and errors logged (a client's bad text
+    frame as one line), frames of at most WS_MAX_BYTES (larger: closed with 1009 by uvicorn)."""
+    import uvicorn
+
+    from speechrnn.inference.serve.stream import WS_MAX_BYTES
+
+    config = uvicorn.Config(app, log_level="warning", ws="auto", ws_max_size=WS_MAX_BYTES)
+    logging.getLogger("uvicorn.error").addFilter(_CLIENT_TEXT)  # after Config set up logging
+    return config
+
+
+class _ClientText(logging.Filter):
+    """uvicorn logs a WebSocket text frame that is not UTF-8 (it closes it with 1007) as an error
+    with its traceback: the client's fault, so a one-line warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UnicodeDecodeError):
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_CLIENT_TEXT = _ClientText()
 
 
 def _listen(host: str, port: int) -> socket.socket:

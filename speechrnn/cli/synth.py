@@ -6,15 +6,16 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from speechrnn.cli.options import OneLineParser
 from speechrnn.console import Terminated, error_line, guarded
 from speechrnn.data.staging import read_marker
 from speechrnn.data.synth.negative_plan import KIND as NEGATIVES_KIND
 from speechrnn.data.synth.negative_plan import NegativeSettings
 from speechrnn.data.synth.negatives import generate
 from speechrnn.data.synth.writer import DEFAULT_SPEAKERS, synthesize
-from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError, exit_code
+from speechrnn.errors import ExitCode, SpeechRNNError, exit_code
 from speechrnn.evaluation.negative_bench import KIND as BENCH_KIND
 from speechrnn.evaluation.negative_bench import build_bench
 
@@ -76,13 +77,8 @@ def _summary(out: Path, existed: bool, seconds: float) -> str:
     return f"wrote {what} to {out} in {seconds:.1f} s"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="speechrnn-synth",
         description="Write an offline speech-commands corpus spoken by espeak-ng, in GSC layout; "
         "or negative speech (words that are not commands, near-misses, phrases) to train on; "

@@ -12,6 +12,8 @@ from speechrnn.errors import CheckpointError
 from speechrnn.metadata import ONNX_FORMAT, from_onnx_properties
 from speechrnn.validation import check_labels
 
+MAX_ONNX_BYTES = 256 * 2**20  # checked before loading; 50 M float32 weights take 200 MB
+
 
 class Backend(Protocol):
     """What a predictor needs from a model: its labels and batched probabilities."""
@@ -58,6 +60,11 @@ class OnnxBackend:
             raise CheckpointError(f"{path}: model not found")
         options = ort.SessionOptions()
         options.log_severity_level = 4  # fatal only; problems are reported as one line
+        size = path.stat().st_size
+        if size > MAX_ONNX_BYTES:
+            raise CheckpointError(
+                f"{path}: refused to load: {size:,} bytes, more than {MAX_ONNX_BYTES:,}"
+            )
         try:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]

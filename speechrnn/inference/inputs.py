@@ -6,17 +6,29 @@ import fnmatch
 import glob
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from speechrnn.console import shown
 from speechrnn.errors import AudioError
+from speechrnn.settings import bounded, check_ranges
 
 # Searched for inside directories; a file named explicitly is decoded whatever its extension.
 AUDIO_EXTENSIONS = (
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",
     ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
 )  # fmt: skip
-MAX_FILES = 100_000  # files one directory or glob argument may expand to
+MAX_FILES = 100_000  # files one directory or glob argument may expand to (by default)
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """How many files one directory or glob argument may expand to (`--max-files`)."""
+
+    max_files: int = bounded(MAX_FILES, 1, 10_000_000)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def expand_inputs(items: list[str], max_files: int = MAX_FILES) -> list[Path | AudioError]:
@@ -92,34 +104,70 @@ def _audio_in(folder: Path) -> Iterator[Path | AudioError]:
 
 
 def _matches(pattern: str) -> Iterator[Path | AudioError]:
-    """Audio files a glob matches (folders it matches searched); `**` without following links."""
-    if "**" not in Path(pattern).parts:
-        for match in glob.iglob(pattern):
-            path = Path(match)
-            yield from _audio_in(path) if path.is_dir() else ([path] if _is_audio(match) else [])
-        return
+    """Audio files a glob matches (folders it matches searched like folder arguments).
+
+    One walk from the pattern's fixed folder, carrying the positions of the pattern each folder
+    can be at: a real folder is listed at most once per position, so the time is linear in the
+    folders times the pattern's components, however many `**` or links loop. Symlinked folders
+    are entered only where a component other than `**` names them.
+    """
     parts = Path(pattern).parts
     fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    base = Path(*parts[:fixed]) if fixed else Path(".")
-    rest = parts[fixed:]
-    for root, dirs, files in os.walk(base):
-        rel = Path(root).relative_to(base).parts
-        for name in (*files, *dirs):
-            if _component_match((*rel, name), rest):
-                path = Path(root) / name
-                if name in files and _is_audio(name):
-                    yield path
-                elif name in dirs and not path.is_symlink():
-                    yield from _audio_in(path)
+    matcher = _Glob(parts[fixed:])
+    stack = [(Path(*parts[:fixed]) if fixed else Path("."), matcher.start)]
+    listed: dict[tuple[int, int], set[int]] = {}  # (device, inode) -> positions listed there
+    while stack:
+        folder, states = stack.pop()
+        try:
+            stat = os.stat(folder)
+            identity = (stat.st_dev, stat.st_ino)
+            new = states - listed.setdefault(identity, set())
+            if not new:
+                continue
+            listed[identity] |= new
+            entries = list(os.scandir(folder))
+        except OSError:  # gone or unreadable: glob skips it too
+            continue
+        matched: list[Path] = []  # searched after this folder's own files
+        for entry in entries:
+            named, starred = matcher.step(new, entry.name)
+            after = named if entry.is_symlink() else named | starred
+            path = folder / entry.name
+            if after and entry.is_dir() and matcher.end in after:
+                matched.append(path)
+            elif after and entry.is_dir():
+                stack.append((path, after))
+            elif matcher.end in after and _is_audio(entry.name):
+                yield path
+        for path in matched:
+            yield from _audio_in(path)
 
 
-def _component_match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
-    """Glob semantics per path component; `**` matches zero or more components."""
-    if not pattern:
-        return not parts
-    head, tail = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_component_match(parts[i:], tail) for i in range(len(parts) + 1))
-    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
-        return False
-    return fnmatch.fnmatchcase(parts[0], head) and _component_match(parts[1:], tail)
+class _Glob:
+    """A glob over path components, matched as a set of positions in it: each component moves
+    every position at most one step (no backtracking); `**` matches zero or more components."""
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        self.parts = tuple(p for i, p in enumerate(parts) if p != "**" or parts[i - 1 : i] != (p,))
+        self.end = len(self.parts)
+        self.start = self._closure({0})
+
+    def step(self, states: frozenset[int], name: str) -> tuple[frozenset[int], frozenset[int]]:
+        """(positions after a component that names `name`, positions where `**` takes it)."""
+        live = [i for i in states if i < self.end]
+        named = {i + 1 for i in live if self.parts[i] != "**" and _fits(name, self.parts[i])}
+        return self._closure(named), self._closure({i for i in live if self.parts[i] == "**"})
+
+    def _closure(self, states: set[int]) -> frozenset[int]:
+        """`states` and the positions past each `**` that starts there (it matches nothing too)."""
+        out = set(states)
+        for i in states:
+            while i < self.end and self.parts[i] == "**":
+                i += 1
+                out.add(i)
+        return frozenset(out)
+
+
+def _fits(name: str, part: str) -> bool:
+    """One component against one glob part; hidden names only match parts that start with '.'."""
+    return (part.startswith(".") or not name.startswith(".")) and fnmatch.fnmatchcase(name, part)

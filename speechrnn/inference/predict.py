@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, fit_clip, read_audio, resample
 from speechrnn.console import shown
-from speechrnn.errors import AudioError, ConfigError, SpeechRNNError
+from speechrnn.errors import AudioError, SpeechRNNError
 from speechrnn.inference.backends import Backend, open_backend
 from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
 from speechrnn.inference.streaming import StreamConfig, detect, iter_windows
+from speechrnn.settings import bounded, check_ranges
+from speechrnn.validation import MAX_LABELS
 
 Source = str | os.PathLike[str]
 Outcome = tuple[str, Prediction | SpeechRNNError]
+
+
+MAX_SECONDS_CEILING = 86_400.0  # --max-seconds may raise the 1 h default up to a day
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """How a Predictor answers: the top-k labels, the `_unknown_` threshold, the longest audio."""
+
+    top_k: int = bounded(1, 1, MAX_LABELS)
+    threshold: float = bounded(0.0, 0.0, 1.0)
+    max_seconds: float = bounded(MAX_SECONDS, 0.01, MAX_SECONDS_CEILING, " seconds")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class Predictor:
@@ -30,17 +48,12 @@ class Predictor:
         stream: StreamConfig | None = None,
         max_seconds: float = MAX_SECONDS,
     ) -> None:
-        if top_k < 1:
-            raise ConfigError(f"top-k must be at least 1, got {top_k}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be in [0, 1], got {threshold}")
-        if max_seconds <= 0:
-            raise ConfigError(f"max-seconds must be positive, got {max_seconds}")
+        decisions = Decisions(top_k, threshold, max_seconds)
         self.backend = backend
         self.labels = backend.labels
-        self.top_k, self.threshold = top_k, threshold
+        self.top_k, self.threshold = decisions.top_k, decisions.threshold
         self.stream = stream or StreamConfig()
-        self.max_seconds = max_seconds
+        self.max_seconds = decisions.max_seconds
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(B, 16000) float32 clips -> (B, classes)."""
@@ -132,6 +145,7 @@ def load_model(
     max_seconds: float = MAX_SECONDS,
 ) -> Predictor:
     """A Predictor for a checkpoint (.ckpt/.pt, run by torch) or an exported .onnx model."""
+    Decisions(top_k, threshold, max_seconds)  # bad settings are refused before the model is read
     return Predictor(open_backend(path, device), top_k, threshold, stream, max_seconds)
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, window_energy
-from speechrnn.errors import ConfigError
 from speechrnn.inference.decisions import Detection
 from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.settings import bounded, check_ranges
 
 FRAME = 400  # 25 ms energy frames for endpointing
 FRAME_HOP = 160  # 10 ms
@@ -25,23 +25,14 @@ FLOOR_CONTEXT = 2.0  # seconds before a keyword's windows that set its noise flo
 class StreamConfig:
     """Sliding-window keyword spotting over long audio (all times in seconds)."""
 
-    stride: float = 0.1  # hop between 1 s windows
-    average: float = 0.5  # causal moving average over the window posteriors
-    threshold: float = 0.7  # smoothed posterior a keyword needs to be reported
-    suppress: float = 1.0  # after a detection, no other starts within this time
-    batch_size: int = 64  # windows per forward pass
+    stride: float = bounded(0.1, 0.01, 1.0, " seconds")  # hop between 1 s windows
+    average: float = bounded(0.5, 0.0, 10.0, " seconds")  # causal moving average of posteriors
+    threshold: float = bounded(0.7, 0.0, 1.0)  # smoothed posterior a keyword needs
+    suppress: float = bounded(1.0, 0.0, 3600.0, " seconds")  # no other start within this time
+    batch_size: int = bounded(64, 1, 1024)  # windows per forward pass
 
     def __post_init__(self) -> None:
-        if not 0.01 <= self.stride <= 1.0:
-            raise ConfigError(f"stride must be in [0.01, 1] seconds, got {self.stride}")
-        if self.average < 0:
-            raise ConfigError(f"average must be at least 0 seconds, got {self.average}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"detection threshold must be in [0, 1], got {self.threshold}")
-        if self.suppress < 0:
-            raise ConfigError(f"suppress must be at least 0 seconds, got {self.suppress}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        check_ranges(self)
 
     @property
     def hop(self) -> int:

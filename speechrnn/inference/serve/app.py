@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -26,8 +27,20 @@ STATIC = Path(__file__).parent / "static"
 UPLOAD_NAME = "upload"  # the file name of a raw-body upload without ?name=
 
 
+@dataclass(frozen=True)
+class BodyDeadlines:
+    """How long a request body may take to arrive: between two pieces, and in all (seconds)."""
+
+    idle_s: float = 30.0
+    total_s: float = 300.0
+
+
 class UploadTooLarge(Exception):
     """The request body is over --max-upload-mb."""
+
+
+class UploadTooSlow(Exception):
+    """The request body did not arrive within the `BodyDeadlines`."""
 
 
 def describe(predictor: Predictor, model: Path, max_upload_bytes: int) -> dict[str, object]:
@@ -47,7 +60,12 @@ def describe(predictor: Predictor, model: Path, max_upload_bytes: int) -> dict[s
     }
 
 
-def create_app(predictor: Predictor, model: Path, max_upload_bytes: int) -> Starlette:
+def create_app(
+    predictor: Predictor,
+    model: Path,
+    max_upload_bytes: int,
+    deadlines: BodyDeadlines = BodyDeadlines(),
+) -> Starlette:
     """The ASGI app; `model` is the file `predictor` was loaded from (named by /api/model)."""
     summary = describe(predictor, model, max_upload_bytes)
 
@@ -62,11 +80,15 @@ def create_app(predictor: Predictor, model: Path, max_upload_bytes: int) -> Star
 
     async def predict(request: Request) -> Response:
         try:
-            body = await _read_body(request, max_upload_bytes)
+            body = await _read_body(request, max_upload_bytes, deadlines)
             name, data = await _upload(request, body)
+        except ClientDisconnect:  # the client hung up: nobody reads an answer
+            return Response(status_code=400)
         except UploadTooLarge:
             limit = summary["settings"]["max_upload_mb"]  # type: ignore[index]
             return _error(413, f"upload too large (over --max-upload-mb {limit:g} MiB)")
+        except UploadTooSlow as exc:
+            return _error(408, str(exc))
         except ValueError as exc:
             return _error(400, str(exc))
         try:
@@ -89,17 +111,26 @@ def create_app(predictor: Predictor, model: Path, max_upload_bytes: int) -> Star
     return Starlette(routes=routes)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (UploadTooLarge) as soon as it is known to exceed `limit`."""
+async def _read_body(request: Request, limit: int, deadlines: BodyDeadlines) -> bytes:
+    """The request body, refused (UploadTooLarge) as soon as it is known to exceed `limit`, or
+    (UploadTooSlow) once it stalls or takes longer than `deadlines` allow."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise UploadTooLarge
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise UploadTooLarge
-    return bytes(body)
+    pieces = request.stream()
+    with anyio.move_on_after(deadlines.total_s):
+        while True:
+            with anyio.move_on_after(deadlines.idle_s) as idle:
+                chunk = await anext(pieces, None)
+            if idle.cancelled_caught:
+                raise UploadTooSlow(f"upload stalled: nothing arrived for {deadlines.idle_s:g} s")
+            if chunk is None:
+                return bytes(body)
+            body += chunk
+            if len(body) > limit:
+                raise UploadTooLarge
+    raise UploadTooSlow(f"upload too slow: not complete after {deadlines.total_s:g} s")
 
 
 async def _upload(request: Request, body: bytes) -> tuple[str, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 
@@ -16,6 +17,8 @@ from speechrnn.inference.predict import Predictor
 from speechrnn.inference.streaming import Scanner
 
 MAX_FRAME_SECONDS = 10.0  # longer binary frames are refused
+MAX_TEXT_CHARS = 256  # longer text frames are refused unparsed ({"type": "stop"} is 16)
+WS_MAX_BYTES = 2**20  # frames over this are closed (1009) by the WebSocket layer, unread
 CLOSE_INVALID = 1007  # WebSocket close code: invalid frame payload data
 
 
@@ -81,6 +84,10 @@ def pcm16(data: bytes) -> np.ndarray:
 
 def check_stop(text: str) -> None:
     """Accept a text frame only if it is the one command, {"type": "stop"}."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise StreamError(
+            f'text frame too long ({len(text)} characters; the only command is {{"type": "stop"}})'
+        )
     try:
         message = json.loads(text)
     except ValueError:
@@ -90,9 +97,14 @@ def check_stop(text: str) -> None:
 
 
 async def serve_stream(websocket: WebSocket, predictor: Predictor) -> None:
-    """Run one /api/stream connection; a protocol error closes it with an `error` event."""
-    await websocket.accept()
-    session = LiveSession(predictor)
+    """Run one /api/stream connection; a protocol error closes it with an `error` event, and a
+    client that has gone ends it quietly."""
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.accept()
+        await _converse(websocket, LiveSession(predictor))
+
+
+async def _converse(websocket: WebSocket, session: LiveSession) -> None:
     await websocket.send_json(session.hello())
     try:
         while True:
@@ -113,5 +125,3 @@ async def serve_stream(websocket: WebSocket, predictor: Predictor) -> None:
     except StreamError as exc:
         await websocket.send_json({"type": "error", "message": str(exc)})
         await websocket.close(code=CLOSE_INVALID, reason="protocol error")
-    except WebSocketDisconnect:
-        return
