@@ -22,7 +22,38 @@ def export_task(cfg: Any) -> Any:
     )
     if settings.quantize == "int8":
         result = export_int8(result, settings)
+        print("\n".join(int8_lines(result, settings.heldout)))
     return result
+
+
+def int8_lines(result: Any, heldout: str | None) -> list[str]:
+    """What the int8 check found: size, agreement one clip per call, batch independence and,
+    with held-out speech, accuracy one clip per call and batched, overall and per label."""
+    from speechrnn.inference.quantize import METHOD, size_mb
+
+    scored = result.int8
+    float_mb, int8_mb = size_mb(result.path), size_mb(result.int8_path)
+    lines = [
+        f"wrote {result.int8_path} ({METHOD}): {int8_mb:.2f} MB vs {float_mb:.2f} MB float "
+        f"({int8_mb / float_mb:.0%})",
+        f"int8 against float over {scored.clips} clips, one clip per call: top-1 agreement "
+        f"{scored.agreement:.1%}, max |p_int8 - p_float| = {scored.max_abs_diff:.1e}; a clip "
+        f"alone against in a batch: max |p_alone - p_batch| = {scored.batch_diff:.1e}",
+    ]
+    if scored.per_file is None or scored.batched is None:
+        return lines
+    before, after = scored.per_file
+    clips = sum(n for _, n in before.per_label.values())
+    lines.append(f"accuracy on the test split of {heldout} ({clips} clips), float -> int8:")
+    for mode, (a, b) in (("one clip per call", scored.per_file), ("batched", scored.batched)):
+        points = 100 * (b.overall - a.overall)
+        lines.append(f"  {mode}: {a.overall:.4f} -> {b.overall:.4f} ({points:+.2f} points)")
+    lines.append("  per label, one clip per call:")
+    for label, (hits, n) in before.per_label.items():
+        lines.append(
+            f"    {label:12s} float {hits:4d}/{n:<4d} int8 {after.per_label[label][0]:4d}/{n}"
+        )
+    return lines
 
 
 main = hydra_main("export", "speechrnn.cli.export:export_task", "speechrnn-export: export to ONNX.")
