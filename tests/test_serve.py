@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from speechrnn.inference.predict import Predictor, load_model
 from speechrnn.inference.serve.app import create_app
 from speechrnn.inference.streaming import StreamConfig
 
-from support.inference import speechlike, tiny_checkpoint, write
+from support.inference import LABELS, speechlike, tiny_checkpoint, write
 from support.tones import ToneBackend, tone_scene
 
 RATE = 16_000
@@ -196,3 +197,118 @@ def test_a_busy_port_is_one_error_line(model: Path, capsys: pytest.CaptureFixtur
         assert serve_main([str(model), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: cannot listen on 127.0.0.1:{port}")
+
+
+@dataclass
+class FakeTaught:
+    """What a teacher returns: here, a ready-made model with one more label."""
+
+    checkpoint: Path
+    onnx: Path
+    word: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"word": self.word, "files": {"checkpoint": str(self.checkpoint)},
+                "calibration": {"recall": 1.0}}  # fmt: skip
+
+
+def _takes_recording(count: int) -> np.ndarray:
+    gap = np.zeros(RATE // 2, np.float32)
+    return np.concatenate(
+        [x for seed in range(count) for x in (gap, speechlike(seed)[5000:-5000])] + [gap]
+    )
+
+
+def _teaching_client(model: Path, tmp_path: Path, teacher: object) -> TestClient:
+    return TestClient(create_app(load_model(model), model, 2**20, teacher=teacher))  # type: ignore[arg-type]
+
+
+def test_takes_are_found_in_a_recording(client: TestClient, tmp_path: Path) -> None:
+    recording = write(tmp_path / "takes.wav", _takes_recording(6))
+    answer = client.post("/api/takes", files={"file": ("takes.wav", recording.read_bytes())})
+    assert answer.status_code == 200, answer.text
+    takes = answer.json()["takes"]
+    assert len(takes) == 6 and all(t["file"] == "takes.wav" for t in takes)
+    silent = write(tmp_path / "silent.wav", np.zeros(RATE))
+    refused = client.post("/api/takes", files={"file": ("silent.wav", silent.read_bytes())})
+    assert refused.status_code == 400
+    assert refused.json()["problems"] == [
+        "silent.wav: silent (loudest 25 ms at -100 dBFS); check the microphone and its level"
+    ]
+
+
+def test_teaching_swaps_the_model_for_new_requests_and_streams(model: Path, tmp_path: Path) -> None:
+    bigger = tiny_checkpoint(tmp_path / "taught.ckpt", labels=[*LABELS, "lights"])
+    asked: list[tuple[str, int]] = []
+
+    def teacher(word: str, takes: object) -> FakeTaught:
+        asked.append((word, takes.clips.shape[0]))  # type: ignore[attr-defined]
+        return FakeTaught(bigger, tmp_path / "unused.onnx", word)
+
+    app = _teaching_client(model, tmp_path, teacher)
+    assert app.get("/api/model").json()["teach"] == {"enabled": True}
+    with app.websocket_connect("/api/stream") as old:
+        assert old.receive_json()["labels"] == LABELS
+        recording = write(tmp_path / "takes.wav", _takes_recording(5)).read_bytes()
+        answer = app.post(
+            "/api/enroll", data={"word": "lights"}, files={"file": ("t.wav", recording)}
+        )
+        assert answer.status_code == 200, answer.text
+        assert asked == [("lights", 5)]
+        assert answer.json()["model"]["labels"] == [*LABELS, "lights"]
+        assert app.get("/api/model").json()["model"] == "taught.ckpt"
+        old.send_bytes(np.zeros(1600, "<i2").tobytes())  # the stream under way keeps its model
+        with app.websocket_connect("/api/stream") as new:
+            assert new.receive_json()["labels"] == [*LABELS, "lights"]
+    clip = write(tmp_path / "clip.wav", speechlike(3)).read_bytes()
+    predicted = app.post("/api/predict", files={"file": ("clip.wav", clip)}).json()
+    assert len(predicted["top_k"]) == 1 and predicted["label"] in [*LABELS, "lights"]
+
+
+def test_teaching_refusals(model: Path, tmp_path: Path) -> None:
+    recording = write(tmp_path / "takes.wav", _takes_recording(5)).read_bytes()
+    off = TestClient(create_app(load_model(model), model, 2**20, no_teacher="teaching is off (x)"))
+    assert off.get("/api/model").json()["teach"] == {
+        "enabled": False,
+        "reason": "teaching is off (x)",
+    }
+    refused = off.post("/api/enroll", data={"word": "a"}, files={"file": ("t.wav", recording)})
+    assert refused.status_code == 403 and refused.json()["error"] == "teaching is off (x)"
+
+    from speechrnn.errors import ConfigError
+
+    def bad_word(word: str, takes: object) -> FakeTaught:
+        raise ConfigError(f"word {word!r} is already one of the model's labels")
+
+    app = _teaching_client(model, tmp_path, bad_word)
+    answer = app.post("/api/enroll", data={"word": "yes"}, files={"file": ("t.wav", recording)})
+    assert (
+        answer.status_code == 400 and "already one of the model's labels" in answer.json()["error"]
+    )
+    few = write(tmp_path / "few.wav", _takes_recording(2)).read_bytes()
+    answer = app.post("/api/enroll", data={"word": "x"}, files={"file": ("t.wav", few)})
+    assert answer.status_code == 400 and "2 takes found in 1 recordings" in answer.json()["error"]
+
+
+def test_one_word_is_taught_at_a_time(model: Path, tmp_path: Path) -> None:
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(word: str, takes: object) -> FakeTaught:
+        started.set()
+        release.wait(30)
+        return FakeTaught(model, tmp_path / "unused.onnx", word)
+
+    app = _teaching_client(model, tmp_path, slow)
+    recording = write(tmp_path / "takes.wav", _takes_recording(5)).read_bytes()
+    send = lambda: app.post("/api/enroll", data={"word": "a"}, files={"file": ("t.wav", recording)})  # noqa: E731
+    first: list[object] = []
+    thread = threading.Thread(target=lambda: first.append(send()))
+    thread.start()
+    assert started.wait(30)
+    busy = send()
+    release.set()
+    thread.join(30)
+    assert busy.status_code == 409 and "already teaching a word" in busy.json()["error"]
+    assert first[0].status_code == 200  # type: ignore[attr-defined]

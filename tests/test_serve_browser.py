@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from speechrnn.inference.predict import load_model
 
 from support.browser import headless_chromium
 from support.cli import console_script
-from support.inference import spoken_recording, write
+from support.inference import split_clips, spoken_recording, write
 
 SCRIPT = ["yes", "cat", "down", "no"]  # cat is an _unknown_ word: never listed
 LEAD = 1.5  # seconds of silence before the first word
@@ -115,3 +117,58 @@ def test_the_page_lists_spoken_commands_live_and_predicts_a_dropped_file(
     screenshot = tmp_path / "serve.png"
     driver.save_screenshot(str(screenshot))
     print(f"screenshot: {screenshot}")
+
+
+def _teaching_server(checkpoint: Path, words: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [console_script("speechrnn-serve"), str(checkpoint), "--port", "0", "--words-dir",
+         str(words)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    banner = process.stdout.readline().strip()  # type: ignore[union-attr]
+    assert banner.startswith("speechrnn-serve: "), process.stderr.read()  # type: ignore[union-attr]
+    return process, banner.split(" at ")[-1]
+
+
+def test_the_page_is_taught_a_word_from_the_microphone_then_hears_it(
+    browser: object, trained_checkpoint: Path, small_corpus: Path, tmp_path: Path
+) -> None:
+    """Record six takes of "dog" (an `_unknown_` word of the model) in the Teach a word panel,
+    teach it, and the page, switched to the new model without a restart, lists "dog" live."""
+    from selenium.webdriver.common.by import By
+
+    gap = np.zeros(int(0.7 * 16000))
+    takes = [sf.read(p)[0] for p in split_clips(small_corpus, "dog", "train")[:6]]
+    wave = np.concatenate([np.zeros(16000), *(x for t in takes for x in (t, gap)), np.zeros(48000)])
+    microphone = write(tmp_path / "takes.wav", wave.astype(np.float32))
+    process, url = _teaching_server(trained_checkpoint, tmp_path / "words")
+    try:
+        driver = browser(microphone)  # type: ignore[operator]
+        driver.get(url)
+        _wait(lambda: "labels" in driver.find_element(By.ID, "model-line").text, 30, "the model")
+        driver.find_element(By.ID, "teach-word").send_keys("dog")
+        driver.find_element(By.ID, "teach-record").click()
+        time.sleep(wave.size / 16000 - 1.5)  # stop in the quiet after the last take
+        driver.find_element(By.ID, "teach-record").click()
+        takes_found = _wait(
+            lambda: driver.find_elements(By.CSS_SELECTOR, "#teach-takes li"), 30, "the takes"
+        )
+        status = driver.find_element(By.ID, "teach-status").text
+        assert len(takes_found) == 6, status  # type: ignore[arg-type]
+        driver.find_element(By.ID, "teach-go").click()
+        taught = lambda: driver.find_element(By.ID, "teach-status").get_attribute("data-word")  # noqa: E731
+        assert _wait(taught, 600, "the word to be taught") == "dog", driver.find_element(
+            By.ID, "teach-status"
+        ).text
+        _wait(lambda: "9 labels" in driver.find_element(By.ID, "model-line").text, 30, "new model")
+        driver.find_element(By.ID, "listen").click()
+
+        def heard() -> list[str]:
+            items = driver.find_elements(By.CSS_SELECTOR, "#detections li")
+            return [i.get_attribute("data-label") for i in items]
+
+        assert "dog" in _wait(lambda: "dog" in heard() and heard(), 60, "dog, live")  # type: ignore[operator]
+        assert list((tmp_path / "words").glob("dog-*/model.onnx"))  # saved as a file
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

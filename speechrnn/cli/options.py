@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from speechrnn.audio import MAX_SECONDS
@@ -13,6 +15,8 @@ from speechrnn.inference.streaming import StreamConfig
 from speechrnn.settings import from_mapping
 
 T = TypeVar("T")
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt")
+RELEASED = "the released model shipped with speechrnn (speechrnn/models/, or $SPEECHRNN_MODELS)"
 # Each settings dataclass's fields and the options (argparse dests) that set them.
 DECISION_OPTIONS = {"top_k": "top_k", "threshold": "threshold", "max_seconds": "max_seconds"}
 STREAM_OPTIONS = {
@@ -32,10 +36,27 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def model_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
-    """A command line that takes a MODEL first (speechrnn-predict, speechrnn-serve)."""
+    """A command line that names its model with -m/--model (speechrnn-predict, -serve)."""
     parser = OneLineParser(prog=prog, description=description, epilog=epilog)
-    parser.add_argument("model", help="checkpoint (.ckpt, .pt) or exported ONNX model (.onnx)")
+    parser.add_argument(
+        "-m",
+        "--model",
+        metavar="MODEL",
+        help=f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) or exported ONNX model (.onnx); "
+        f"default: {RELEASED}",
+    )
     return parser
+
+
+def is_model_file(name: str) -> bool:
+    """Whether a command-line argument names a model file (by its suffix)."""
+    return Path(name).suffix.lower() in (*CHECKPOINT_SUFFIXES, ".onnx")
+
+
+def announce(predictor: Predictor) -> None:
+    """The released model is named on stderr (`model: ...`); a model the user gave is not."""
+    if predictor.source is not None and predictor.source.released:
+        print(f"model: {predictor.source.description}", file=sys.stderr, flush=True)
 
 
 def from_options(cls: type[T], args: argparse.Namespace, dests: Mapping[str, str]) -> T:

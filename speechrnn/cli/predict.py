@@ -11,12 +11,14 @@ from collections.abc import Iterator
 
 from speechrnn.cli.options import (
     add_predictor_options,
+    announce,
     from_options,
+    is_model_file,
     model_parser,
     predictor_from_args,
 )
 from speechrnn.console import error_line, guarded
-from speechrnn.errors import ExitCode, SpeechRNNError
+from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError
 from speechrnn.inference.inputs import MAX_FILES, InputLimits, expand_inputs
 from speechrnn.inference.predict import json_record
 
@@ -24,15 +26,20 @@ from speechrnn.inference.predict import json_record
 def build_parser() -> argparse.ArgumentParser:
     parser = model_parser(
         "speechrnn-predict",
-        "Recognise the spoken command in audio files; scan long audio for keywords.",
+        "Recognise the spoken command in audio files; scan long audio for keywords. "
+        "speechrnn-predict AUDIO... uses the released model shipped with speechrnn; "
+        "speechrnn-predict MODEL AUDIO... (a first argument ending in .onnx, .pt or .ckpt) "
+        "or -m MODEL uses that model.",
         "Exit status: 0 all files answered, 1 some file failed, 2 bad arguments or model, "
         "130 interrupted.",
     )
+    parser.usage = "%(prog)s [-m MODEL] [options] [MODEL] AUDIO [AUDIO ...]"
     parser.add_argument(
         "audio",
         nargs="+",
-        help="audio files (any format soundfile reads), directories (searched recursively "
-        "for audio files) or quoted glob patterns",
+        metavar="AUDIO",
+        help="an optional model file first, then audio files (any format soundfile reads), "
+        "directories (searched recursively for audio files) or quoted glob patterns",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line per file")
     parser.add_argument(
@@ -62,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = model_first(build_parser().parse_args(argv))
         limits = from_options(InputLimits, args, {"max_files": "max_files"})
         model = predictor_from_args(args)
     except SpeechRNNError as exc:
         error_line(str(exc))
         return ExitCode.USAGE
+    announce(model)
     failed = 0
     try:
         for name, outcome in model.predict_files(expand_inputs(args.audio, limits.max_files)):
@@ -82,6 +90,16 @@ def _run(argv: list[str] | None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.FAILED
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def model_first(args: argparse.Namespace) -> argparse.Namespace:
+    """`MODEL AUDIO...` (the older form) when no -m is given and the first of several arguments
+    is a model file; a model file alone is a usage error."""
+    if args.model is None and is_model_file(args.audio[0]):
+        if len(args.audio) == 1:
+            raise ConfigError(f"{args.audio[0]} is a model file: name the audio after it")
+        args.model, args.audio = args.audio[0], args.audio[1:]
+    return args
 
 
 @contextlib.contextmanager

@@ -13,18 +13,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from speechrnn.cli.options import (
+    CHECKPOINT_SUFFIXES,
     add_predictor_options,
+    announce,
     from_options,
     model_parser,
     predictor_from_args,
 )
 from speechrnn.console import error_line, guarded, shown
+from speechrnn.data.settings import DataConfig, cache_root
 from speechrnn.errors import ConfigError, ExitCode, SpeechRNNError
+from speechrnn.inference.predict import Predictor
+from speechrnn.inference.released import find_release
 from speechrnn.settings import bounded, check_ranges
 
 if TYPE_CHECKING:
     import uvicorn
     from starlette.applications import Starlette
+
+    from speechrnn.inference.serve.teach import Taught, Teacher
+    from speechrnn.inference.takes import Takes
 
 DEFAULT_TOP_K = 3
 HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
@@ -59,10 +67,12 @@ def _is_host(host: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = model_parser(
         "speechrnn-serve",
-        "Serve a model on a local web page (microphone, file drop) and a JSON API.",
+        "Serve a model on a local web page (microphone, file drop, teaching new words) and a "
+        "JSON API; without a model, the released model shipped with speechrnn.",
         "Exit status: 0 stopped, 2 bad arguments, model or address, 130 interrupted.",
     )
     add = parser.add_argument
+    add("model_file", nargs="?", metavar="MODEL", help="the model, as -m MODEL")
     add(
         "--host",
         default="127.0.0.1",
@@ -71,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--port", type=int, default=8000, help="port to listen on, 0 to 65535; 0 picks a free one")
     add("--max-upload-mb", type=float, default=20.0, metavar="MB", help="largest upload (20)")
+    add(
+        "--weights",
+        metavar="CKPT",
+        help="the float checkpoint an ONNX model was exported from, to teach it words (default: "
+        "the model itself when it is a checkpoint; the released model's own weights)",
+    )
+    add(
+        "--words-dir",
+        metavar="DIR",
+        help="where taught models are written (default: <cache>/words, the speechrnn cache)",
+    )
+    add("--no-teach", action="store_true", help="turn the page's Teach a word panel off")
     add_predictor_options(parser)
     parser.set_defaults(top_k=DEFAULT_TOP_K)
     return parser
@@ -82,10 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as speechrnn-predict does
     try:
         args = build_parser().parse_args(argv)
+        if args.model_file is not None and args.model is not None:
+            raise ConfigError("name the model once: MODEL or -m MODEL")
+        args.model = args.model or args.model_file
         settings = from_options(ServeSettings, args, SERVE_OPTIONS)
         predictor = predictor_from_args(args)
+        teacher, no_teacher = teaching(args, predictor)
     except SpeechRNNError as exc:
         return _error(str(exc))
+    announce(predictor)
     try:
         listener = _listen(settings.host, settings.port)
     except OSError as exc:
@@ -95,16 +122,58 @@ def main(argv: list[str] | None = None) -> int:
 
     from speechrnn.inference.serve.app import create_app
 
-    app = create_app(predictor, Path(args.model), round(settings.max_upload_mb * 2**20))
+    assert predictor.source is not None
+    limit = round(settings.max_upload_mb * 2**20)
+    app = create_app(
+        predictor, predictor.source.path, limit, teacher=teacher, no_teacher=no_teacher
+    )
     host, port = listener.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"speechrnn-serve: {args.model} at http://{shown_host}:{port}/", flush=True)
+    print(
+        f"speechrnn-serve: {predictor.source.description} at http://{shown_host}:{port}/",
+        flush=True,
+    )
     if ipaddress.ip_address(host).is_loopback:
         print("listening on this computer only (--host 0.0.0.0 serves the network)", flush=True)
     else:
         print("listening on the network: whoever reaches this port can use the model", flush=True)
     uvicorn.Server(server_config(app)).run(sockets=[listener])
     return ExitCode.OK
+
+
+def teaching(args: argparse.Namespace, predictor: Predictor) -> tuple[Teacher | None, str]:
+    """The teacher of the page's Teach a word panel, or None and why there is none."""
+    source = predictor.source
+    assert source is not None
+    if args.no_teach:
+        return None, "teaching is off (speechrnn-serve --no-teach)"
+    if args.weights is not None:
+        weights = Path(args.weights)
+        if not weights.is_file():
+            raise ConfigError(f"--weights {shown(str(weights))}: no such checkpoint")
+    elif source.released:
+        weights = find_release().weights
+    elif source.path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        weights = source.path
+    else:
+        return None, "teaching needs the model's float weights: speechrnn-serve --weights CKPT"
+    words = Path(args.words_dir) if args.words_dir else cache_root(DataConfig()) / "words"
+    return word_teacher(weights, words), ""
+
+
+def word_teacher(weights: Path, folder: Path) -> Teacher:
+    """Teaches words one after another, each to the model the last one made; torch is loaded
+    when the first word is taught, not before."""
+    current = [weights]
+
+    def teach(word: str, takes: Takes) -> Taught:
+        from speechrnn.training.enroll import enroll, folder_for
+
+        taught = enroll(current[-1], word, takes, folder_for(folder, word))
+        current.append(taught.checkpoint)
+        return taught
+
+    return teach
 
 
 def server_config(app: Starlette) -> uvicorn.Config:

@@ -14,6 +14,7 @@ from speechrnn.console import shown
 from speechrnn.errors import AudioError, SpeechRNNError
 from speechrnn.inference.backends import Backend, open_backend
 from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
+from speechrnn.inference.released import find_release
 from speechrnn.inference.streaming import StreamConfig, detect, iter_windows
 from speechrnn.settings import bounded, check_ranges
 from speechrnn.validation import MAX_LABELS
@@ -37,6 +38,15 @@ class Decisions:
         check_ranges(self)
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """The file a model was loaded from and how to name it to a user."""
+
+    path: Path
+    description: str
+    released: bool = False
+
+
 class Predictor:
     """A loaded model plus the decision settings; the CLI prints what `predict` returns."""
 
@@ -47,9 +57,11 @@ class Predictor:
         threshold: float = 0.0,
         stream: StreamConfig | None = None,
         max_seconds: float = MAX_SECONDS,
+        source: ModelSource | None = None,
     ) -> None:
         decisions = Decisions(top_k, threshold, max_seconds)
         self.backend = backend
+        self.source = source
         self.labels = backend.labels
         self.top_k, self.threshold = decisions.top_k, decisions.threshold
         self.stream = stream or StreamConfig()
@@ -137,16 +149,28 @@ class Predictor:
 
 
 def load_model(
-    path: Source,
+    path: Source | None = None,
     device: str = "cpu",
     top_k: int = 1,
     threshold: float = 0.0,
     stream: StreamConfig | None = None,
     max_seconds: float = MAX_SECONDS,
 ) -> Predictor:
-    """A Predictor for a checkpoint (.ckpt/.pt, run by torch) or an exported .onnx model."""
+    """A Predictor for a checkpoint (.ckpt/.pt, run by torch) or an exported .onnx model; with
+    no path, for the released model shipped in the package (its int8 ONNX file, no torch)."""
     Decisions(top_k, threshold, max_seconds)  # bad settings are refused before the model is read
-    return Predictor(open_backend(path, device), top_k, threshold, stream, max_seconds)
+    source = model_source(path)
+    backend = open_backend(source.path, device)
+    return Predictor(backend, top_k, threshold, stream, max_seconds, source)
+
+
+def model_source(path: Source | None) -> ModelSource:
+    """`path` named as given, or the released model when it is None (CheckpointError when the
+    package holds none)."""
+    if path is not None:
+        return ModelSource(Path(path), shown(str(path)))
+    release = find_release()
+    return ModelSource(release.onnx, release.describe(), released=True)
 
 
 def json_record(name: str, outcome: Prediction | SpeechRNNError) -> dict[str, object]:

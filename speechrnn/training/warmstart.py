@@ -25,14 +25,20 @@ def warm_start_checkpoint(entry: str) -> Path:
 
 
 def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
-    """Copy `path`'s weights into `model`: every tensor but the head must match by name and
+    """Copy `path`'s weights into `model` (see `copy_weights`); returns one line saying what was
+    taken. ConfigError when they cannot agree."""
+    taken = copy_weights(model, load_checkpoint(path), f"init_from: {path}")
+    return f"warm start from {path}: {taken}"
+
+
+def copy_weights(model: StackedLSTMClassifier, source: StackedLSTMClassifier, where: str) -> str:
+    """Copy `source`'s weights into `model`: every tensor but the head must match by name and
     shape; the head's rows are copied for the labels both have, the others keep their fresh
-    initialisation. Returns one line saying what was taken. ConfigError when they cannot agree."""
-    source = load_checkpoint(path)
+    initialisation. Returns what was taken; ConfigError (naming `where`) when they cannot agree."""
     changed = changed_settings(asdict(source.feature_config), asdict(model.feature_config))
     if changed:
         raise ConfigError(
-            f"init_from: {path} was trained on other features ({', '.join(changed)} differ); "
+            f"{where} was trained on other features ({', '.join(changed)} differ); "
             "its weights fit only the front end they were trained with"
         )
     theirs, ours = source.state_dict(), model.state_dict()
@@ -40,13 +46,13 @@ def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
     wrong = [k for k in body if k not in theirs or theirs[k].shape != ours[k].shape]
     if wrong:
         raise ConfigError(
-            f"init_from: {path} has another architecture ({', '.join(wrong[:3])} differ): "
+            f"{where} has another architecture ({', '.join(wrong[:3])} differ): "
             "set model.* as it was trained"
         )
     index = {label: j for j, label in enumerate(source.labels)}
     rows = [(i, index[label]) for i, label in enumerate(model.labels) if label in index]
     if not rows:
-        raise ConfigError(f"init_from: {path} has none of this run's labels")
+        raise ConfigError(f"{where} has none of this run's labels")
     with torch.no_grad():
         for name in body:
             ours[name].copy_(theirs[name])
@@ -55,4 +61,4 @@ def warm_start(model: StackedLSTMClassifier, path: Path) -> str:
             ours[name][list(mine)] = theirs[name][list(theirs_rows)]
     new = [label for label in model.labels if label not in index]
     fresh = f"; new: {', '.join(new)}" if new else ""
-    return f"warm start from {path}: {len(rows)} of {len(model.labels)} labels' head rows{fresh}"
+    return f"{len(rows)} of {len(model.labels)} labels' head rows{fresh}"

@@ -153,3 +153,13 @@ def spoken_recording(
             truth.append((word, wave.shape[0] / RATE, (wave.shape[0] + speech.shape[0]) / RATE))
         wave = np.concatenate([wave, speech, gap])
     return wave.astype(np.float32), truth
+
+
+def split_clips(corpus: Path, word: str, split: str) -> list[Path]:
+    """The clips of `word` in `split` (train, validation or test) of a GSC-layout corpus."""
+    lists = {"validation": "validation_list.txt", "test": "testing_list.txt"}
+    listed = {name: set((corpus / file).read_text().split()) for name, file in lists.items()}
+    clips = sorted((corpus / word).glob("*.wav"))
+    if split in listed:
+        return [p for p in clips if f"{word}/{p.name}" in listed[split]]
+    return [p for p in clips if not any(f"{word}/{p.name}" in s for s in listed.values())]

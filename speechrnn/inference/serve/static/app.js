@@ -1,9 +1,13 @@
-// speechrnn-serve page: live listening over /api/stream, file prediction over /api/predict.
+// speechrnn-serve page: live listening over /api/stream, file prediction over /api/predict,
+// teaching a word over /api/takes and /api/enroll.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const RATE = 16000;
 let labels = [];
 let live = null; // {context, media, socket, node} while listening
+let recording = null; // {mic, frames} while recording takes
+let takes = null; // the last recording of takes, a WAV Blob, once the server found them
 
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
@@ -16,10 +20,10 @@ async function loadModel() {
   const info = await (await fetch("/api/model")).json();
   labels = info.labels;
   const s = info.settings;
-  $("model-line").textContent =
-    `${info.model} (${info.kind}), ${labels.length} labels`;
+  const name = info.released ? info.description : info.model;
+  $("model-line").textContent = `${name} (${info.kind}), ${labels.length} labels`;
   const facts = {
-    model: `${info.model} (${info.kind})`,
+    model: `${info.description} (${info.kind})`,
     sha256: info.sha256.slice(0, 16) + "…",
     labels: labels.join(" "),
     "window stride": `${s.stream.stride} s`,
@@ -30,15 +34,21 @@ async function loadModel() {
     "max upload": `${s.max_upload_mb} MiB`,
   };
   const list = $("model-facts");
+  list.replaceChildren();
   for (const [key, value] of Object.entries(facts)) {
     list.append(el("dt", {}, key), el("dd", {}, String(value)));
   }
   const bars = $("bars");
+  bars.replaceChildren();
   labels.forEach((label, i) => {
     const bar = el("div", { class: "bar" });
     bar.append(el("div", { id: `bar-${i}` }));
     bars.append(el("span", {}, label), bar, el("span", { class: "num", id: `num-${i}` }, "0.00"));
   });
+  if (!info.teach.enabled) {
+    for (const id of ["teach-word", "teach-record", "teach-go"]) $(id).disabled = true;
+    setTeachStatus(info.teach.reason);
+  }
 }
 
 function setStatus(text, error = false) {
@@ -88,13 +98,36 @@ function onMessage(message) {
   }
 }
 
-async function startListening() {
+// The microphone as 100 ms frames of 16 kHz 16-bit PCM, each handed to onFrame.
+async function openMicrophone(onFrame) {
   const media = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
              autoGainControl: false },
   });
   const context = new AudioContext();
   await context.audioWorklet.addModule("/static/worklet.js");
+  const node = new AudioWorkletNode(context, "pcm16k");
+  node.port.onmessage = (message) => {
+    const pcm = new Int16Array(message.data);
+    let power = 0;
+    for (const x of pcm) power += (x / 32768) ** 2;
+    showLevel(10 * Math.log10(power / pcm.length + 1e-10));
+    onFrame(message.data, pcm);
+  };
+  const mute = context.createGain();
+  mute.gain.value = 0; // keeps the worklet pulled without playing the microphone back
+  context.createMediaStreamSource(media).connect(node).connect(mute).connect(context.destination);
+  await context.resume();
+  return { context, media, node };
+}
+
+function closeMicrophone({ context, media }) {
+  media.getTracks().forEach((track) => track.stop());
+  context.close();
+  showLevel(-100);
+}
+
+async function startListening() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/api/stream`);
   socket.binaryType = "arraybuffer";
@@ -104,19 +137,10 @@ async function startListening() {
   });
   socket.onmessage = onMessage;
   socket.onclose = () => { if (live && live.socket === socket) stopListening("stream closed"); };
-  const node = new AudioWorkletNode(context, "pcm16k");
-  node.port.onmessage = (message) => {
-    const pcm = new Int16Array(message.data);
-    let power = 0;
-    for (const x of pcm) power += (x / 32768) ** 2;
-    showLevel(10 * Math.log10(power / pcm.length + 1e-10));
-    if (socket.readyState === WebSocket.OPEN) socket.send(message.data);
-  };
-  const mute = context.createGain();
-  mute.gain.value = 0; // keeps the worklet pulled without playing the microphone back
-  context.createMediaStreamSource(media).connect(node).connect(mute).connect(context.destination);
-  await context.resume();
-  live = { context, media, socket, node };
+  const mic = await openMicrophone((data) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(data);
+  });
+  live = { ...mic, socket };
   $("listen").textContent = "Stop";
   $("listen").classList.add("on");
   setStatus("listening");
@@ -124,14 +148,12 @@ async function startListening() {
 
 function stopListening(reason = "microphone off") {
   if (!live) return;
-  const { context, media, socket } = live;
+  const { socket } = live;
+  closeMicrophone(live);
   live = null;
-  media.getTracks().forEach((track) => track.stop());
-  context.close();
   if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "stop" }));
   $("listen").textContent = "Listen";
   $("listen").classList.remove("on");
-  showLevel(-100);
   setStatus(reason);
 }
 
@@ -206,6 +228,104 @@ function setUpDrop() {
   });
 }
 
+function setTeachStatus(text, error = false) {
+  const status = $("teach-status");
+  status.textContent = text;
+  status.className = error ? "error" : "";
+}
+
+// 16 kHz mono 16-bit PCM frames as a WAV file.
+function wavBlob(frames) {
+  const samples = frames.reduce((n, f) => n + f.length, 0);
+  const header = new DataView(new ArrayBuffer(44));
+  const text = (at, s) => [...s].forEach((c, i) => header.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF"); header.setUint32(4, 36 + 2 * samples, true); text(8, "WAVE");
+  text(12, "fmt "); header.setUint32(16, 16, true); header.setUint16(20, 1, true);
+  header.setUint16(22, 1, true); header.setUint32(24, RATE, true);
+  header.setUint32(28, 2 * RATE, true); header.setUint16(32, 2, true);
+  header.setUint16(34, 16, true); text(36, "data"); header.setUint32(40, 2 * samples, true);
+  return new Blob([header, ...frames], { type: "audio/wav" });
+}
+
+function showTakes(answer) {
+  const list = $("teach-takes");
+  list.replaceChildren();
+  for (const take of answer.takes || []) {
+    list.append(el("li", { "data-start": take.start, "data-end": take.end },
+                   `${take.start.toFixed(2)}-${take.end.toFixed(2)} s`));
+  }
+}
+
+async function toggleRecording() {
+  const button = $("teach-record");
+  if (recording) {
+    const { frames } = recording;
+    closeMicrophone(recording.mic);
+    recording = null;
+    button.textContent = "Record";
+    button.classList.remove("on");
+    return checkTakes(wavBlob(frames));
+  }
+  takes = null;
+  $("teach-go").disabled = true;
+  showTakes({});
+  try {
+    const frames = [];
+    const mic = await openMicrophone((_, pcm) => {
+      frames.push(pcm);
+      setTeachStatus(`recording: ${(frames.length / 10).toFixed(1)} s`);
+    });
+    recording = { mic, frames };
+    button.textContent = "Stop";
+    button.classList.add("on");
+  } catch (error) {
+    setTeachStatus(`cannot record: ${error.message}`, true);
+  }
+}
+
+async function post(url, fields, blob) {
+  const form = new FormData();
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
+  form.append("file", blob, "takes.wav");
+  const response = await fetch(url, { method: "POST", body: form });
+  return [response.ok, await response.json()];
+}
+
+async function checkTakes(blob) {
+  setTeachStatus("finding the takes…");
+  const [ok, answer] = await post("/api/takes", {}, blob);
+  showTakes(answer);
+  if (!ok) return setTeachStatus(answer.problems.join("; "), true);
+  takes = blob;
+  $("teach-go").disabled = false;
+  setTeachStatus(`${answer.takes.length} takes found: press Teach`);
+}
+
+async function teach() {
+  const word = $("teach-word").value.trim();
+  if (!word) return setTeachStatus("type the new word first", true);
+  $("teach-go").disabled = true;
+  setTeachStatus(`teaching "${word}" (a minute or two)…`);
+  try {
+    const [ok, answer] = await post("/api/enroll", { word }, takes);
+    if (!ok) throw new Error(answer.error);
+    const heard = answer.calibration.recall;
+    setTeachStatus(`learnt "${answer.word}" (${(100 * heard).toFixed(0)}% of the takes ` +
+                   `recognised); saved as ${answer.files.onnx}`);
+    $("teach-status").dataset.word = answer.word;
+    await loadModel();
+    if (live) {
+      stopListening("switching to the new model");
+      await toggleListening();
+    }
+  } catch (error) {
+    setTeachStatus(`not taught: ${error.message}`, true);
+    $("teach-go").disabled = !takes;
+  }
+}
+
 $("listen").addEventListener("click", toggleListening);
+$("teach-record").addEventListener("click", toggleRecording);
+$("teach-go").addEventListener("click", teach);
 setUpDrop();
 loadModel().catch((error) => { $("model-line").textContent = `no model: ${error.message}`; });
