@@ -1,7 +1,8 @@
-"""The model's front end: per-clip MFCC (torchaudio), frequency warping and SpecAugment masks."""
+"""The model's front end: per-clip or causal MFCC (torchaudio), frequency warping, SpecAugment."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +26,7 @@ class FeatureConfig:
     hop_ms: float = 10.0
     f_min: float = 20.0
     f_max: float = 7_600.0
-    top_db: float = 60.0  # per-clip floor below the loudest bin: digital zeros meet noise there
+    top_db: float = 60.0  # floor below the clip's loudest bin (causal: below full scale)
     normalize: str = "mean"  # per clip: "mean" (subtract), "meanvar" (and unit std), "none"
     scale_db: float = 10.0  # dB per feature unit after normalisation ("mean" and "none")
 
@@ -66,11 +67,18 @@ class FeatureConfig:
 
 
 class MFCC(nn.Module):
-    """(B, T) waveforms -> (B, frames, n_mfcc); each clip's features ignore its batch mates."""
+    """(B, T) waveforms -> (B, frames, n_mfcc); each clip's features ignore its batch mates.
 
-    def __init__(self, config: FeatureConfig, warp: float = 0.0) -> None:
+    Per clip (default): frames centred on every hop (reflect-padded ends), floored `top_db`
+    below the clip's loudest bin, normalised by `normalize`. Causal: frame t is the n_fft
+    samples ending at (t + 1) * hop of the input as given (the caller supplies the n_fft - hop
+    samples of past, `lead` below), floored `top_db` below the level of a full-scale sine,
+    centred in that range and never normalised by clip statistics: no look-ahead beyond a frame.
+    """
+
+    def __init__(self, config: FeatureConfig, warp: float = 0.0, causal: bool = False) -> None:
         super().__init__()
-        self.config, self.warp = config, warp
+        self.config, self.warp, self.causal = config, warp, causal
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,
@@ -80,13 +88,20 @@ class MFCC(nn.Module):
             f_max=config.f_max,
             n_mels=config.n_mels,
             power=2.0,
-            center=True,
+            center=not causal,
             pad_mode="reflect",
             norm=None,
             mel_scale="htk",
         )
         dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, "ortho")
         self.register_buffer("dct", dct, persistent=False)  # (n_mels, n_mfcc)
+        # A full-scale sine on a bin's centre: |X|^2 = (sum(window) / 2)^2, in dB.
+        self.full_scale_db = 20.0 * math.log10(float(self.mel.spectrogram.window.sum()) / 2.0)
+
+    @property
+    def lead(self) -> int:
+        """Samples of past that causal framing needs before the first frame's hop."""
+        return self.config.n_fft - self.config.hop_length
 
     def power(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, n_fft // 2 + 1, frames) power spectrum, as torchaudio's Spectrogram
@@ -98,7 +113,7 @@ class MFCC(nn.Module):
             hop_length=stft.hop_length,
             win_length=stft.win_length,
             window=stft.window,
-            center=True,
+            center=not self.causal,
             pad_mode="reflect",
             return_complex=True,
         )  # (B, n_fft // 2 + 1, frames) complex
@@ -113,15 +128,20 @@ class MFCC(nn.Module):
                 spec = warp_frequencies(spec, factors)
             mel = self.mel.mel_scale(spec)  # (B, n_mels, frames)
             db = 10.0 * torch.log10(mel.clamp(min=1e-10))  # (B, n_mels, frames)
-            floor = db.amax(dim=(1, 2), keepdim=True) - self.config.top_db  # (B, 1, 1)
-            db = torch.maximum(db, floor).transpose(1, 2)  # (B, frames, n_mels)
+            if self.causal:
+                top = self.config.top_db
+                db = (db - self.full_scale_db).clamp(min=-top) + top / 2  # centred in range
+            else:
+                floor = db.amax(dim=(1, 2), keepdim=True) - self.config.top_db  # (B, 1, 1)
+                db = torch.maximum(db, floor)
+            db = db.transpose(1, 2)  # (B, frames, n_mels)
             if mel_masks is not None:
                 mean = db.mean(dim=1, keepdim=True)  # (B, 1, n_mels)
                 db = mel_masks(db - mean) + mean  # a masked band sits at its clip mean
             mfcc = db @ self.dct  # (B, frames, n_mfcc)
-            if self.config.normalize != "none":
+            if self.config.normalize != "none" and not self.causal:
                 mfcc = mfcc - mfcc.mean(dim=1, keepdim=True)  # per clip and coefficient
-            if self.config.normalize == "meanvar":
+            if self.config.normalize == "meanvar" and not self.causal:
                 return mfcc / (mfcc.std(dim=1, keepdim=True) + 1e-5)
         return mfcc / self.config.scale_db
 

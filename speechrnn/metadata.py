@@ -7,6 +7,7 @@ from typing import Any
 
 CHECKPOINT_FORMAT = "speechrnn-checkpoint/1"
 ONNX_FORMAT = "speechrnn-onnx/1"
+DETECTOR_KEY = "detector"  # a listener's operating point: checkpoint mapping, ONNX JSON
 FIELDS = ("labels", "features", "model")  # every model has these; plain JSON values
 
 

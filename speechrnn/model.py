@@ -1,19 +1,20 @@
-"""StackedLSTMClassifier (pure torch): MFCC front end, conv stem, LSTM stack, pooling, head."""
+"""StackedLSTMClassifier (pure torch): MFCC front end, conv stem, LSTM stack, pooling, head;
+causal variants (the listener) also run as a stream: state in, per-step logits and state out."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from speechrnn.errors import ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
-from speechrnn.labels import SILENCE
-from speechrnn.metadata import model_metadata
+from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.metadata import DETECTOR_KEY, model_metadata
 
 POOLINGS = ("last", "mean", "attention")
 MASK_DOMAINS = ("mfcc", "mel")
@@ -25,7 +26,9 @@ class ModelConfig:
     """Architecture and its training-only regularisers (dropout, frequency warp, SpecAugment).
 
     The defaults are the default recipe (conf/model/lstm.yaml): a convolutional stem stepping
-    every third frame under two bidirectional 128-unit LSTM layers, mean-pooled.
+    every third frame under two bidirectional 128-unit LSTM layers, mean-pooled. `causal` makes
+    the listener (conf/model/listener.yaml): causal front end and stem, a unidirectional LSTM
+    with logits at every step, no look-ahead beyond the step's own audio.
     """
 
     hidden_size: int = 128
@@ -43,6 +46,7 @@ class ModelConfig:
     frame_stack: int = 1  # the LSTM steps over groups of this many consecutive frames
     conv_channels: int = 16  # > 0: a 3x3 convolution stem over the log-mel frames (ConvStem)
     conv_stride: int = 3  # the stem's step in frames
+    causal: bool = False  # a streaming listener: per-step logits, no look-ahead
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "frame_stack", "conv_stride"):
@@ -70,6 +74,11 @@ class ModelConfig:
         for name in (*masks, "conv_channels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} cannot be negative, got {getattr(self, name)}")
+        if self.causal and (self.bidirectional or self.pooling == "attention"):
+            raise ConfigError(
+                "model.causal needs model.bidirectional=false and no attention pooling "
+                "(a listener reads no future and scores every step)"
+            )
 
     @property
     def output_size(self) -> int:
@@ -81,19 +90,23 @@ class ConvStem(nn.Module):
 
     Two 3x3 convolutions, each with batch norm and ReLU, each halving the mel bands; the second
     also steps `stride` frames in time. Every output step sees 5 neighbouring frames and bands.
+    Causal: no padding in time; after `past` = 5 - stride frames of context, F new frames give
+    F // stride steps, step k reading new frames k * stride + stride - 5 ... (k + 1) * stride - 1.
     """
 
-    def __init__(self, bands: int, channels: int, stride: int) -> None:
+    def __init__(self, bands: int, channels: int, stride: int, causal: bool = False) -> None:
         super().__init__()
+        padding = (0, 1) if causal else 1
         self.layers = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=(1, 2), padding=1, bias=False),
+            nn.Conv2d(1, channels, 3, stride=(1, 2), padding=padding, bias=False),
             nn.BatchNorm2d(channels),
             nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=(stride, 2), padding=1, bias=False),
+            nn.Conv2d(channels, channels, 3, stride=(stride, 2), padding=padding, bias=False),
             nn.BatchNorm2d(channels),
             nn.ReLU(),
         )
         self.output_size = channels * ((bands + 3) // 4)
+        self.past = 5 - stride  # causal: frames of context before the new ones (< 0: skipped)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         maps = self.layers(frames[:, None])  # (B, channels, F', bands')
@@ -112,8 +125,22 @@ class AttentionPool(nn.Module):
         return (weights * seq).sum(dim=1)  # (B, D)
 
 
+class StreamState(NamedTuple):
+    """A causal model's state between two pieces of one stream (B streams at once)."""
+
+    samples: torch.Tensor  # (B, n_fft - hop) the framing's past samples
+    frames: torch.Tensor  # (B, past, n_mels) the stem's past log-mel frames
+    h: torch.Tensor  # (layers, B, proj_size or hidden_size)
+    c: torch.Tensor  # (layers, B, hidden_size)
+
+
 class StackedLSTMClassifier(nn.Module):
-    """(B, T) raw 16 kHz audio -> (B, classes) logits; the front end is part of the model."""
+    """(B, T) raw 16 kHz audio -> (B, classes) logits; the front end is part of the model.
+
+    A causal model (the listener) also streams: `stream(wave, state)` takes whole steps of
+    `step_samples` and returns the logits of each step (complete once its own last sample has
+    arrived: no look-ahead) and the next state; `frame_logits` is the same from a fresh state.
+    """
 
     def __init__(self, labels: list[str], features: FeatureConfig, config: ModelConfig) -> None:
         super().__init__()
@@ -122,12 +149,12 @@ class StackedLSTMClassifier(nn.Module):
         self.labels = list(labels)
         self.feature_config = features
         self.config = config
-        self.mfcc = MFCC(features, config.freq_warp)
+        self.mfcc = MFCC(features, config.freq_warp, config.causal)
         self.specaugment = SpecAugment(
             config.freq_masks, config.freq_mask_width, config.time_masks, config.time_mask_width
         )
         self.stem = (
-            ConvStem(features.n_mels, config.conv_channels, config.conv_stride)
+            ConvStem(features.n_mels, config.conv_channels, config.conv_stride, config.causal)
             if config.conv_channels
             else None
         )
@@ -150,6 +177,19 @@ class StackedLSTMClassifier(nn.Module):
         if SILENCE in labels:
             silent[labels.index(SILENCE)] = 50.0
         self.register_buffer("silent_logits", silent, persistent=False)
+        keyword = torch.tensor([x not in (SILENCE, UNKNOWN) for x in labels])  # (classes,)
+        self.register_buffer("keyword", keyword, persistent=False)
+
+    @property
+    def step_frames(self) -> int:
+        """Frames per LSTM step."""
+        stride = self.config.conv_stride if self.stem is not None else 1
+        return stride * self.config.frame_stack
+
+    @property
+    def step_samples(self) -> int:
+        """Samples per LSTM step: a causal model's logits come every this many samples."""
+        return self.step_frames * self.feature_config.hop_length
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, frames, n_mfcc), SpecAugment applied in training mode."""
@@ -172,13 +212,60 @@ class StackedLSTMClassifier(nn.Module):
         return feats.reshape(feats.shape[0], -1, k * feats.shape[2])  # (B, steps, k * C)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        seq, _ = self.lstm(self.steps(self.features(wave)))  # (B, steps, D)
-        logits = self.head(self.dropout(self.pool(seq)))  # (B, classes)
+        """(B, T) -> (B, classes). A causal model answers with the logits of its step where the
+        probability of the keywords (every label but _silence_ and _unknown_; without those, of
+        the top label) peaks, as a detector would fire there."""
+        if self.config.causal:
+            logits = self.pick_step(self.frame_logits(wave))  # (B, classes)
+        else:
+            seq, _ = self.lstm(self.steps(self.features(wave)))  # (B, steps, D)
+            logits = self.head(self.dropout(self.pool(seq)))  # (B, classes)
         if SILENCE not in self.labels:
             return logits
         # Digital silence has no features to learn from: it is `_silence_`, in every path.
         quiet = wave.abs().amax(dim=1, keepdim=True) < SILENCE_PEAK  # (B, 1)
         return torch.where(quiet, self.silent_logits.to(logits.dtype), logits)
+
+    def pick_step(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, steps, classes) -> (B, classes): the step where the keywords' probability peaks."""
+        probs = logits.softmax(dim=-1)  # (B, steps, classes)
+        fillers = SILENCE in self.labels or UNKNOWN in self.labels
+        score = (probs * self.keyword).sum(-1) if fillers else probs.amax(-1)  # (B, steps)
+        pick = score.argmax(dim=1)  # (B,)
+        return logits[torch.arange(logits.shape[0], device=logits.device), pick]
+
+    def initial_state(self, batch: int = 1) -> StreamState:
+        """A causal model's state before a stream: digital silence in the past."""
+        p = next(self.parameters())
+        past = max(0, self.stem.past) if self.stem is not None else 0
+        layers, hidden = self.config.num_layers, self.config.hidden_size
+        floor = -self.feature_config.top_db / 2 / self.feature_config.scale_db  # silent log-mel
+        return StreamState(
+            p.new_zeros(batch, self.mfcc.lead),  # (B, n_fft - hop)
+            p.new_full((batch, past, self.feature_config.n_mels), floor),  # (B, past, n_mels)
+            p.new_zeros(layers, batch, self.config.proj_size or hidden),  # (L, B, H_out)
+            p.new_zeros(layers, batch, hidden),  # (L, B, H)
+        )
+
+    def stream(self, wave: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
+        """(B, n * step_samples) new audio and the state -> (B, n, classes) logits, next state."""
+        if not self.config.causal:
+            raise ConfigError("only a causal model (model.causal=true) can stream")
+        audio = torch.cat([state.samples, wave.to(state.samples.dtype)], dim=1)  # (B, lead + T)
+        feats = self.features(audio)  # (B, n * step_frames, n_mfcc)
+        frames = state.frames
+        if self.stem is not None:
+            mel = torch.cat([frames, feats @ self.mfcc.dct.T], dim=1)  # (B, past + F, n_mels)
+            frames = mel[:, mel.shape[1] - frames.shape[1] :]  # (B, past, n_mels)
+            feats = self.stem(mel[:, max(0, -self.stem.past) :])  # (B, F / stride, C')
+        seq, (h, c) = self.lstm(self.stack(feats), (state.h, state.c))  # (B, n, D)
+        logits = self.head(self.dropout(seq))  # (B, n, classes)
+        return logits, StreamState(audio[:, audio.shape[1] - self.mfcc.lead :], frames, h, c)
+
+    def frame_logits(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, T // step_samples, classes): a fresh stream's logits, whole steps only."""
+        whole = wave.shape[1] // self.step_samples * self.step_samples
+        return self.stream(wave[:, :whole], self.initial_state(wave.shape[0]))[0]
 
     def pool(self, seq: torch.Tensor) -> torch.Tensor:
         """(B, F, D) -> (B, D) by the configured pooling."""
@@ -198,11 +285,13 @@ class StackedLSTMClassifier(nn.Module):
         """Everything besides the weights needed to rebuild this model: plain values only."""
         return model_metadata(self.labels, asdict(self.feature_config), asdict(self.config))
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a standalone checkpoint loadable with `torch.load(weights_only=True)`."""
+    def save(self, path: str | os.PathLike[str], detector: dict[str, Any] | None = None) -> Path:
+        """Write a standalone checkpoint loadable with `torch.load(weights_only=True)`; a
+        listener's operating point (OperatingPoint.to_metadata()) goes under `detector`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save({**self.metadata(), "state_dict": self.state_dict()}, tmp)
+        extra = {} if detector is None else {DETECTOR_KEY: detector}
+        torch.save({**self.metadata(), **extra, "state_dict": self.state_dict()}, tmp)
         tmp.replace(path)
         return path

@@ -13,6 +13,7 @@ from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
 from speechrnn.errors import ConfigError
 from speechrnn.evaluation.longform import Event
 from speechrnn.inference.decisions import Detection
+from speechrnn.inference.operating_point import TARGET_FA_PER_HOUR
 from speechrnn.inference.streaming import StreamConfig, detect, iter_windows, smooth, window_starts
 from speechrnn.labels import SILENCE, UNKNOWN
 
@@ -25,7 +26,6 @@ DEFAULT_THRESHOLDS = (
     0.995,
     0.999,
 )
-TARGET_FA_PER_HOUR = 1.0
 ROUNDING = 1e-9  # smoothed posteriors that differ by less are the same value
 
 
