@@ -79,21 +79,22 @@ class MFCC(nn.Module):
     def __init__(self, config: FeatureConfig, warp: float = 0.0, causal: bool = False) -> None:
         super().__init__()
         self.config, self.warp, self.causal = config, warp, causal
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate,
-            n_fft=config.n_fft,
-            win_length=config.win_length,
-            hop_length=config.hop_length,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            power=2.0,
-            center=not causal,
-            pad_mode="reflect",
-            norm=None,
-            mel_scale="htk",
-        )
-        dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, "ortho")
+        with torch.device("cpu"):  # no parameters: built on the CPU even inside a meta context
+            self.mel = torchaudio.transforms.MelSpectrogram(
+                sample_rate=config.sample_rate,
+                n_fft=config.n_fft,
+                win_length=config.win_length,
+                hop_length=config.hop_length,
+                f_min=config.f_min,
+                f_max=config.f_max,
+                n_mels=config.n_mels,
+                power=2.0,
+                center=not causal,
+                pad_mode="reflect",
+                norm=None,
+                mel_scale="htk",
+            )
+            dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, "ortho")
         self.register_buffer("dct", dct, persistent=False)  # (n_mels, n_mfcc)
         # A full-scale sine on a bin's centre: |X|^2 = (sum(window) / 2)^2, in dB.
         self.full_scale_db = 20.0 * math.log10(float(self.mel.spectrogram.window.sum()) / 2.0)

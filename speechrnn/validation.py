@@ -64,22 +64,16 @@ def check_metadata(meta: object, where: str) -> tuple[list[str], FeatureConfig, 
 
 
 def parameter_count(features: FeatureConfig, model: ModelConfig, classes: int) -> int:
-    """The trainable parameters the declared architecture has (computed, nothing allocated)."""
-    stem = 0
-    step = features.n_mfcc
-    if model.conv_channels:
-        c = model.conv_channels
-        stem = 9 * c + 9 * c * c + 4 * c
-        step = c * ((features.n_mels + 3) // 4)
-    hidden, proj = model.hidden_size, model.proj_size or model.hidden_size
-    directions = 2 if model.bidirectional else 1
-    lstm, size = 0, step * model.frame_stack
-    for _ in range(model.num_layers):
-        per_direction = 4 * hidden * (size + proj + 2) + (hidden * proj if model.proj_size else 0)
-        lstm += directions * per_direction
-        size = model.output_size
-    attention = size * size + 2 * size if model.pooling == "attention" else 0
-    return stem + lstm + attention + (size + 1) * classes
+    """The trainable parameters of the declared architecture: built on the meta device, so
+    nothing is allocated and the count cannot drift from the model's own layers."""
+    import torch
+
+    from speechrnn.model import StackedLSTMClassifier
+
+    labels = [f"class{i}" for i in range(classes)]
+    with torch.device("meta"):
+        built = StackedLSTMClassifier(labels, features, model)
+    return sum(p.numel() for p in built.parameters() if p.requires_grad)
 
 
 def check_state(state: object, where: str) -> dict[str, Any]:

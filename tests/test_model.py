@@ -179,3 +179,17 @@ def test_digital_silence_is_silence_in_the_model_itself() -> None:
         ["yes", "no"], FeatureConfig(), ModelConfig(hidden_size=8, **PLAIN)
     )
     assert words_only.eval()(torch.zeros(1, 16000)).shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"pooling": "attention"}, {"proj_size": 64, "conv_channels": 0}, {"frame_stack": 3},
+     {"causal": True, "bidirectional": False}],
+)  # fmt: skip
+def test_the_declared_size_is_the_built_models(settings: dict) -> None:
+    """The size check that runs before a checkpoint is built counts what the model holds."""
+    from speechrnn.validation import parameter_count
+
+    model = StackedLSTMClassifier(LABELS, FeatureConfig(), ModelConfig(**settings))
+    built = sum(p.numel() for p in model.parameters())
+    assert parameter_count(FeatureConfig(), ModelConfig(**settings), len(LABELS)) == built
