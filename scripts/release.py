@@ -57,7 +57,7 @@ def figures(metrics: dict[str, Any]) -> dict[str, Any]:
     """The figures a release keeps from its speechrnn-eval metrics.json."""
     out: dict[str, Any] = {
         "test": {
-            "corpus": metrics["corpus"],
+            "corpus": Path(metrics["corpus"]).name,  # no machine's path in the package
             "split": metrics["split"],
             "clips": metrics["clips"],
             "accuracy": metrics["accuracy"],
@@ -78,6 +78,14 @@ def figures(metrics: dict[str, Any]) -> dict[str, Any]:
             "threshold_at_1_fa_per_hour": overall["threshold_at_target"],
             "miss_rate_at_1_fa_per_hour": overall["frr_at_target"],
         }
+        negative = stream.get("negative_speech")
+        if negative:
+            out["negative_speech"] = {
+                "hours": negative["hours"],
+                "threshold": stream["default_threshold"],
+                "false_alarms_per_hour": negative["overall"]["fa_per_hour_raw"][at],
+                "threshold_at_1_fa_per_hour": negative["overall"]["threshold_at_target"],
+            }
     return out
 
 
@@ -163,6 +171,15 @@ def card_figures(data: dict[str, Any]) -> str:
                 if at_one is not None
                 else "no threshold reaches 1 false alarm an hour"
             )
+        )
+    negative = data["figures"].get("negative_speech")
+    if negative:
+        lines.append(
+            f"- negative speech ({negative['hours']:.2f} h of words that are not commands, "
+            f"voices and words the training never used): "
+            f"{negative['false_alarms_per_hour']:.1f} false alarms an hour at "
+            f"{negative['threshold']:g}; at most 1 an hour from threshold "
+            f"{negative['threshold_at_1_fa_per_hour']}"
         )
     lines += ["", "| label | precision | recall | F1 | clips |", "|---|---:|---:|---:|---:|"]
     for label, s in test["per_class"].items():

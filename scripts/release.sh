@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # student's own; TEACHERS: the teachers' seeds, one default-recipe run each (empty: no
 # distillation, the student trains alone). Today's best per-clip recipe (docs/training.md):
 RECIPE="${RECIPE:-data.fit_on=train+validation}"
-STUDENT="${STUDENT:-optim.mixup=0.2}"
+STUDENT="${STUDENT-optim.mixup=0.2}"
 TEACHERS="${TEACHERS-0 1 2}"
 
 NAME="${NAME:-gsc12-v1}"
