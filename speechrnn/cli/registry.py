@@ -9,7 +9,7 @@ from typing import Any
 from speechrnn import CONFIG_DIR
 
 COMMAND_GROUPS = {  # the config groups each Hydra command composes, as its --help lists them
-    "train": ("data", "model", "trainer", "logger", "+sweep"),
+    "train": ("data", "model", "trainer", "logger", "+sweep", "+recipe"),
     "eval": ("data",),
     "export": (),
     "download": ("data",),
@@ -51,6 +51,7 @@ def train_sections() -> dict[str, type]:
     from speechrnn.data.settings import DataConfig
     from speechrnn.features import FeatureConfig
     from speechrnn.model import ModelConfig
+    from speechrnn.training.mixtures import DetectionConfig
     from speechrnn.training.settings import DistilConfig, OptimConfig, RunConfig, TrainerConfig
 
     return {
@@ -62,6 +63,7 @@ def train_sections() -> dict[str, type]:
         "augment": AugmentConfig,
         "optim": OptimConfig,
         "distil": DistilConfig,
+        "detection": DetectionConfig,
     }
 
 

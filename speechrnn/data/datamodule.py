@@ -24,6 +24,9 @@ EVAL_SEED = 0  # validation/test sets stay the same whatever the training seed
 COPY_ROWS = 4096  # rows per chunk when moving a split onto the device
 
 T = TypeVar("T")
+# A training batch's clips (N, T) in [-1, 1], targets (N,), labels, noise bank and seeded
+# generator -> the batch the module trains on, in place of the augmentation (the detection stage).
+Mixer = Callable[[torch.Tensor, torch.Tensor, list[str], NoiseBank, torch.Generator], tuple]
 
 
 class RowBatch(NamedTuple):
@@ -141,10 +144,18 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     """Batches `(waves float32 (B, 16000), targets int64 (B,))`; augmentation on the device."""
 
     def __init__(
-        self, data: DataConfig, augment: AugmentConfig, seed: int = 0, progress: bool = True
+        self,
+        data: DataConfig,
+        augment: AugmentConfig,
+        seed: int = 0,
+        progress: bool = True,
+        train_data: DataConfig | None = None,
+        mixer: Mixer | None = None,
     ) -> None:
         super().__init__()
         self.data, self.augment_config, self.seed, self.progress = data, augment, seed, progress
+        self.train_data = train_data or data  # the training plan's shares, when they differ
+        self.mixer = mixer
         self.labels: list[str] = []
         self.corpus: Corpus | None = None
         self.fit: FitSet | None = None
@@ -168,7 +179,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         negatives = open_negatives(self.data, self.corpus, self.progress)
         self.fit = fit_set(self.corpus, self.data.fit_on, negatives)
         self.train_plan = training_plan(
-            self.fit.words, self.labels, self.data, self.fit.negatives_from
+            self.fit.words, self.labels, self.train_data, self.fit.negatives_from
         )
         if not self.train_plan.known.size:
             raise DataError(f"{self.corpus.root}: the train split has no clips of the task's words")
@@ -181,7 +192,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         fit = self._require(self.fit)
         if not fit.final:
             return max_epochs
-        train = training_plan(fit.words[: fit.train_clips], self.labels, self.data)
+        train = training_plan(fit.words[: fit.train_clips], self.labels, self.train_data)
         train_clips = int(train.known.size) + train.n_unknown + train.n_silence
         return max(1, round(max_epochs * train_clips / self.num_train_clips))
 
@@ -248,8 +259,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return self.gather(batch, augment=training and batch.split == "train")
 
-    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)) on their device."""
+    def gather(self, batch: RowBatch, augment: bool) -> tuple[torch.Tensor, ...]:
+        """Row indices -> (waves float32 (B, T) in [-1, 1], targets int64 (B,)) on their device;
+        augmented training rows go through the mixer instead, when there is one."""
         store = self._stores[batch.split]
         pcm, targets = store.gather(batch.rows)  # (B, T), (B,)
         waves = pcm.float().mul_(1.0 / PCM_SCALE)  # (B, T)
@@ -262,6 +274,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             silence, _, _ = self._bank_on(device).silence(batch.silent, gen)  # (S, T)
             waves[: batch.silent] = silence
             targets[: batch.silent] = plan.silence_target
+        if augment and self.mixer is not None:
+            return self.mixer(waves, targets, self.labels, self._bank_on(device), gen)
         if augment:
             waves = augment_waves(waves, self.augment_config, self._bank_on(device), gen)
         return waves, targets

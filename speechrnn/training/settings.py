@@ -14,6 +14,7 @@ from speechrnn.errors import ConfigError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig
 from speechrnn.settings import checked, from_mapping, plain, top_level
+from speechrnn.training.mixtures import DetectionConfig
 from speechrnn.training.warmstart import warm_start_checkpoint
 
 SCHEDULES = ("cosine", "onecycle")
@@ -193,6 +194,10 @@ class TrainSettings:
     trainer_args: dict[str, Any] = field(default_factory=dict)  # further Lightning arguments
     loggers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name: {_target_: ...}
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name: {_target_: ...}
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+
+    def __post_init__(self) -> None:
+        self.detection.check_run(self.model.causal, self.optim.mixup, self.distil.teachers)
 
     @classmethod
     def from_config(
@@ -240,6 +245,7 @@ class TrainSettings:
             trainer_args=_trainer_args(extra),
             loggers=_targets(cfg.get("logger"), "logger"),
             callbacks=_targets(cfg.get("callbacks"), "callbacks"),
+            detection=from_mapping(DetectionConfig, cfg.get("detection"), "detection"),
         )
 
 

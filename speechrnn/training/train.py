@@ -7,6 +7,7 @@ import subprocess
 import time
 import warnings
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from speechrnn.checkpoint import check_resumable
 from speechrnn.data.datamodule import EVAL_SEED, SpeechCommandsDataModule
 from speechrnn.errors import Stopped
+from speechrnn.training.detection import DetectionModule, mix_batch, training_data
 from speechrnn.training.distil import (
     DistillationModule,
     load_teachers,
@@ -46,7 +48,7 @@ def _train(settings: TrainSettings) -> dict[str, Any]:
     _quiet_lightning()
     run, run_dir = settings.run, settings.run_dir
     L.seed_everything(run.seed, workers=True, verbose=False)
-    datamodule = SpeechCommandsDataModule(settings.data, settings.augment, seed=run.seed)
+    datamodule = _datamodule(settings)
     datamodule.prepare_data()
     datamodule.setup("fit")
     chosen_epochs = settings.trainer.max_epochs
@@ -116,9 +118,21 @@ def _resumed_step(checkpoint: Path | None) -> int | None:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
 
 
+def _datamodule(settings: TrainSettings) -> SpeechCommandsDataModule:
+    """The data module; the detection stage's mixes its training batches at its own shares."""
+    data, augment, seed = settings.data, settings.augment, settings.run.seed
+    detection = settings.detection
+    if not detection.enabled:
+        return SpeechCommandsDataModule(data, augment, seed=seed)
+    mixer = partial(mix_batch, config=detection)
+    train_data = training_data(data, detection)
+    return SpeechCommandsDataModule(data, augment, seed, train_data=train_data, mixer=mixer)
+
+
 def _module(settings: TrainSettings, labels: list[str]) -> SpeechCommandsModule:
-    """The plain module, or with distil.teachers set the distillation add-on, its teachers
-    loaded once on the CPU by every process before fit (wrong labels: one line)."""
+    """The plain module, the detection add-on (detection.enabled), or with distil.teachers set
+    the distillation add-on, its teachers loaded once on the CPU by every process before fit
+    (wrong labels: one line)."""
     values = {
         "labels": labels,
         "features": asdict(settings.features),
@@ -126,7 +140,14 @@ def _module(settings: TrainSettings, labels: list[str]) -> SpeechCommandsModule:
         "optim": asdict(settings.optim),
         "seed": settings.run.seed,
     }
-    distil = settings.distil
+    detection, distil = settings.detection, settings.distil
+    if detection.enabled:
+        return DetectionModule(
+            **values,
+            lead_ms=detection.lead_ms,
+            tail_ms=detection.tail_ms,
+            filler_weight=detection.filler_weight,
+        )
     if not distil.teachers:
         return SpeechCommandsModule(**values)
     paths = teacher_checkpoints(distil.teachers)

@@ -38,7 +38,7 @@ class Throughput(L.Callback):
         self, trainer: L.Trainer, module: L.LightningModule, out: Any, batch: Any, idx: int
     ) -> None:
         self.seconds += time.perf_counter() - self._start
-        self.clips += int(batch[1].shape[0]) * trainer.world_size
+        self.clips += int(batch[1].numel()) * trainer.world_size  # (B,) or (B, clips) labels
 
     @property
     def clips_per_second(self) -> float:
