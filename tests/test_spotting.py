@@ -18,7 +18,8 @@ from speechrnn.evaluation.longform import (
     speech_extent,
     write_labels,
 )
-from speechrnn.evaluation.spotting import match, sweep, trigger_times
+from speechrnn.evaluation.scans import trigger_times
+from speechrnn.evaluation.spotting import match, sweep
 from speechrnn.inference.decisions import Detection
 from speechrnn.inference.streaming import StreamConfig, detect, window_starts
 

@@ -31,9 +31,12 @@ from speechrnn.evaluation.report import (
     write_wav,
 )
 from speechrnn.evaluation.settings import EvalConfig
+from speechrnn.evaluation.shipped_point import point_text
+from speechrnn.evaluation.spotter import open_spotter
 from speechrnn.evaluation.streaming_eval import StreamingSettings, evaluate_streaming
 from speechrnn.evaluation.streaming_eval import sections as streaming_sections
-from speechrnn.inference.backends import Backend, TorchBackend, open_backend
+from speechrnn.inference.backends import Backend, TorchBackend
+from speechrnn.inference.streaming import StreamConfig
 from speechrnn.labels import SPLITS
 from speechrnn.metadata import from_onnx_properties
 
@@ -52,7 +55,8 @@ def evaluate(
 ) -> Path:
     """Evaluate a checkpoint or ONNX model on `split` of the corpus `data` describes.
 
-    With `streaming`, also score the detector on a long recording (see streaming_eval).
+    With `streaming`, also score the detector on a long recording (see streaming_eval): a
+    causal checkpoint's or a stream ONNX file's listener, else 1 s sliding windows.
     Returns the report dir.
     """
     if split not in SPLITS:
@@ -62,7 +66,8 @@ def evaluate(
     if audio_examples < 0:
         raise ConfigError(f"audio_examples cannot be negative, got {audio_examples}")
     ckpt_path, out = Path(ckpt_path), Path(report_dir)
-    backend = open_backend(ckpt_path, device)
+    spotter = open_spotter(ckpt_path, device, streaming.stream if streaming else StreamConfig())
+    backend = spotter.backend
     parameters, settings = _model_info(backend)
     clips = load_split(data, split, backend.labels, seed=seed, progress=progress)
     probs = predict_probabilities(backend, clips.waves, batch_size, progress)  # (N, C)
@@ -81,7 +86,7 @@ def evaluate(
     if streaming is not None:
         recording = streaming.recording(clips, data, backend.labels, progress)
         metrics["streaming"] = evaluate_streaming(
-            backend, recording, streaming.stream, streaming.spotting, out
+            spotter, recording, streaming.spotting, out, progress
         )
     _write_report(out, metrics, clips, probs, ckpt_path, audio_examples)
     _print_summary(metrics, out)
@@ -319,4 +324,11 @@ def _print_summary(metrics: dict[str, Any], out: Path) -> None:
     console = Console()
     console.print(table)
     console.print(worst)
+    shipped = metrics.get("streaming", {}).get("shipped")
+    if shipped is not None:
+        overall = shipped["overall"]
+        print(
+            f"shipped operating point ({point_text(shipped['point'])}): miss rate "
+            f"{overall['frr']:.3f}, {overall['fa_per_hour']:.2f} FA/h on the long recording"
+        )
     print(f"report: {out / 'report.html'}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,9 @@ from speechrnn.data.synth.negatives import negative_clips
 from speechrnn.errors import ConfigError, DataError
 from speechrnn.evaluation.longform import Event, LongformConfig, Recording, build_recording
 from speechrnn.evaluation.longform import write_labels as write_events
-from speechrnn.evaluation.spotting import (
-    DEFAULT_THRESHOLDS,
-    TARGET_FA_PER_HOUR,
-    match,
-    posteriors_of,
-)
-from speechrnn.inference.streaming import StreamConfig, detect
+from speechrnn.evaluation.scans import Scan, WindowScan
+from speechrnn.evaluation.spotting import DEFAULT_THRESHOLDS, TARGET_FA_PER_HOUR, match
+from speechrnn.inference.streaming import StreamConfig
 from speechrnn.labels import COMMANDS, NOISE_DIR, SILENCE, UNKNOWN
 
 KIND = "speechrnn-negative-bench"
@@ -134,18 +130,24 @@ def false_alarms(
     stream: StreamConfig,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
 ) -> dict[str, Any]:
-    """False alarms per hour at every threshold, overall and per keyword, on (T,) `wave` with
-    its (N, C) window posteriors; with `_unknown_` events only, every detection is one."""
-    grid = sorted({*map(float, thresholds), stream.threshold})
+    """`scan_false_alarms` of speechrnn-predict's detector over (N, C) window posteriors."""
+    scan = WindowScan(wave, posteriors, list(labels), stream)
+    return scan_false_alarms(scan, events, thresholds, stream.threshold)
+
+
+def scan_false_alarms(
+    scan: Scan, events: Sequence[Event], thresholds: Sequence[float], default: float
+) -> dict[str, Any]:
+    """False alarms per hour at every threshold, overall and per keyword, of a detector over a
+    recording with `_unknown_` events only: every detection is one."""
+    grid = sorted({*map(float, thresholds), default})
     if not all(0.0 <= t <= 1.0 for t in grid):
         raise ConfigError(f"thresholds must lie in [0, 1], got {list(thresholds)}")
-    hours = wave.shape[0] / SAMPLE_RATE / 3600.0
-    keywords = [k for k in labels if k not in (SILENCE, UNKNOWN)]
+    hours = scan.wave.shape[0] / SAMPLE_RATE / 3600.0
+    keywords = [k for k in scan.labels if k not in (SILENCE, UNKNOWN)]
     counts: dict[str, list[int]] = {k: [] for k in ["overall", *keywords]}
     for threshold in grid:
-        found = detect(
-            wave, posteriors, list(labels), dataclasses.replace(stream, threshold=threshold)
-        )
+        found = scan.detections(threshold)
         wrong = [found[d].label for d in match(events, found, 0.0).false_alarms]
         for key, row in counts.items():
             row.append(len(wrong) if key == "overall" else wrong.count(key))
@@ -153,22 +155,10 @@ def false_alarms(
     return {
         "hours": hours,
         "thresholds": grid,
-        "default_threshold": stream.threshold,
+        "default_threshold": default,
         "overall": per.pop("overall"),
         "keywords": per,
     }
-
-
-def score_bench(
-    model: Callable[[np.ndarray], np.ndarray],
-    labels: Sequence[str],
-    recording: Recording,
-    stream: StreamConfig,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-) -> dict[str, Any]:
-    """`false_alarms` of a model (a predictor backend: (B, 16000) -> (B, C)) on the benchmark."""
-    posteriors = posteriors_of(recording.wave, model, stream)  # (N, C)
-    return false_alarms(recording.wave, posteriors, labels, recording.events, stream, thresholds)
 
 
 def _rates(grid: list[float], counts: list[int], hours: float) -> dict[str, Any]:

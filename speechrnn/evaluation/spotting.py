@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE
+from speechrnn.audio import SAMPLE_RATE
 from speechrnn.errors import ConfigError
 from speechrnn.evaluation.longform import Event
+from speechrnn.evaluation.scans import Scan, WindowScan
 from speechrnn.inference.decisions import Detection
 from speechrnn.inference.operating_point import TARGET_FA_PER_HOUR
-from speechrnn.inference.streaming import StreamConfig, detect, iter_windows, smooth, window_starts
+from speechrnn.inference.streaming import StreamConfig, iter_windows
 from speechrnn.labels import SILENCE, UNKNOWN
 
 DEFAULT_THRESHOLDS = (
@@ -26,7 +26,6 @@ DEFAULT_THRESHOLDS = (
     0.995,
     0.999,
 )
-ROUNDING = 1e-9  # smoothed posteriors that differ by less are the same value
 
 
 @dataclass(frozen=True)
@@ -66,31 +65,6 @@ def match(events: Sequence[Event], detections: Sequence[Detection], tolerance: f
     return Match(sorted(hit.items()), [e for e in keywords if e not in hit], sorted(false_alarms))
 
 
-def trigger_times(
-    samples: int,
-    posteriors: np.ndarray,
-    labels: Sequence[str],
-    config: StreamConfig,
-    detections: Sequence[Detection],
-) -> list[float]:
-    """When each detection fires: the end of the first window around the detected word whose
-    smoothed posterior is the one `detect` reported for it (to rounding; else the nearest), in
-    seconds: when the last audio it needed has arrived."""
-    starts = window_starts(samples, config.hop) / SAMPLE_RATE  # (N,)
-    smoothed = smooth(posteriors, config.average_windows)  # (N, C)
-    clip = CLIP_SAMPLES / SAMPLE_RATE
-    times = []
-    for det in detections:
-        k = labels.index(det.label)
-        around = np.flatnonzero((starts + clip >= det.start) & (starts <= det.end + clip))
-        if not around.size:
-            around = np.flatnonzero(starts + clip >= det.start)[:1]
-        gap = np.abs(smoothed[around, k] - det.probability)  # (M,)
-        fired = around[np.flatnonzero(gap <= gap.min() + ROUNDING)[0]]
-        times.append(float(starts[fired] + clip))
-    return times
-
-
 def posteriors_of(
     wave: np.ndarray, model: Callable[[np.ndarray], np.ndarray], config: StreamConfig
 ) -> np.ndarray:
@@ -107,16 +81,30 @@ def sweep(
     tolerance: float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
 ) -> dict[str, Any]:
+    """`sweep_scan` of speechrnn-predict's detector over (N, C) window posteriors of `wave`."""
+    scan = WindowScan(wave, posteriors, list(labels), config)
+    return sweep_scan(scan, events, tolerance, thresholds, config.threshold)
+
+
+def sweep_scan(
+    scan: Scan,
+    events: Sequence[Event],
+    tolerance: float,
+    thresholds: Sequence[float],
+    default: float,
+) -> dict[str, Any]:
     """FRR and false alarms per hour per keyword and overall, across detection thresholds.
 
     `curve` is what a DET plot shows: the raw counts made monotone by their pessimistic
     envelope (at each threshold, the most false alarms of it or any higher threshold, the most
     misses of it or any lower one), so the operating point read off it holds above it too.
+    The delays are measured at `default`.
     """
-    grid = sorted({*map(float, thresholds), config.threshold})
+    grid = sorted({*map(float, thresholds), default})
     if not all(0.0 <= t <= 1.0 for t in grid):
         raise ConfigError(f"spotting.thresholds must lie in [0, 1], got {list(thresholds)}")
-    hours = wave.shape[0] / SAMPLE_RATE / 3600.0
+    hours = scan.wave.shape[0] / SAMPLE_RATE / 3600.0
+    labels = scan.labels
     keywords = sorted({ev.label for ev in events if _is_keyword(ev.label)}, key=labels.index)
     counts = {
         k: {
@@ -130,39 +118,28 @@ def sweep(
     }
     delays: dict[str, list[float]] = {}
     for threshold in grid:
-        at = dataclasses.replace(config, threshold=threshold)
-        found = detect(wave, posteriors, list(labels), at)
+        found = scan.detections(threshold)
         result = match(events, found, tolerance)
         for key, row in counts.items():
             row["misses"].append(sum(key in ("overall", events[e].label) for e in result.misses))
             row["fa"].append(sum(key in ("overall", found[d].label) for d in result.false_alarms))
-        if threshold == config.threshold:
-            delays = _delays(wave, posteriors, labels, at, events, found, result)
+        if threshold == default:
+            fired = scan.trigger_times(threshold, [found[d] for _, d in result.hits])
+            delays = _delays(events, result, fired)
     per = {key: _curve(grid, row, hours, delays.get(key, [])) for key, row in counts.items()}
     return {
         "hours": hours,
         "tolerance": tolerance,
-        "default_threshold": config.threshold,
-        "stream": dataclasses.asdict(config),
+        "default_threshold": default,
+        "detector": scan.describe(),
         "thresholds": grid,
         "overall": per.pop("overall"),
         "keywords": per,
     }
 
 
-def _delays(
-    wave: np.ndarray,
-    posteriors: np.ndarray,
-    labels: Sequence[str],
-    config: StreamConfig,
-    events: Sequence[Event],
-    found: Sequence[Detection],
-    result: Match,
-) -> dict[str, list[float]]:
+def _delays(events: Sequence[Event], result: Match, fired: list[float]) -> dict[str, list[float]]:
     """Seconds from the end of each hit command to its detection, overall and per keyword."""
-    fired = trigger_times(
-        wave.shape[0], posteriors, labels, config, [found[d] for _, d in result.hits]
-    )
     out: dict[str, list[float]] = {"overall": []}
     for (e, _), time in zip(result.hits, fired, strict=True):
         delay = round(time - events[e].end, 3)

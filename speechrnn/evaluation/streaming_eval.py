@@ -19,17 +19,18 @@ from speechrnn.evaluation.longform import (
     read_labels,
     write_labels,
 )
-from speechrnn.evaluation.negative_bench import load_bench, score_bench
+from speechrnn.evaluation.negative_bench import load_bench, scan_false_alarms
 from speechrnn.evaluation.report import Section
+from speechrnn.evaluation.scans import StepScan
 from speechrnn.evaluation.settings import SpottingConfig
+from speechrnn.evaluation.shipped_point import score_point, shipped_section
+from speechrnn.evaluation.spotter import Spotter
 from speechrnn.evaluation.spotting import (
     DEFAULT_THRESHOLDS,
     TARGET_FA_PER_HOUR,
     operating_point,
-    posteriors_of,
-    sweep,
+    sweep_scan,
 )
-from speechrnn.inference.backends import Backend
 from speechrnn.inference.streaming import StreamConfig
 from speechrnn.labels import SILENCE, UNKNOWN
 
@@ -82,35 +83,36 @@ def user_recording(audio: str, labels_path: str, model_labels: list[str]) -> Rec
 
 
 def evaluate_streaming(
-    backend: Backend,
+    spotter: Spotter,
     recording: Recording,
-    stream: StreamConfig,
     spotting: SpottingConfig,
     out: Path,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Score `recording` with the detector at every threshold; write labels.tsv and det.png."""
-    posteriors = posteriors_of(recording.wave, backend, stream)  # (N, C)
-    result = sweep(
-        recording.wave,
-        posteriors,
-        backend.labels,
-        recording.events,
-        stream,
-        spotting.tolerance,
-        spotting.thresholds or DEFAULT_THRESHOLDS,
-    )
+    """Score `recording` with the model's detector at every threshold (and at the operating
+    point the model carries, if any); write labels.tsv and det.png."""
+    scan = spotter.scan(recording.wave, progress)
+    grid = spotting.thresholds or DEFAULT_THRESHOLDS
+    result = sweep_scan(scan, recording.events, spotting.tolerance, grid, spotter.stream.threshold)
     result["recording"] = {
         "source": spotting.audio or "built from the split",
         "seconds": round(recording.seconds, 3),
         "commands": sum(e.label not in (SILENCE, UNKNOWN) for e in recording.events),
         "unknown_words": sum(e.label == UNKNOWN for e in recording.events),
     }
+    if spotter.shipped and isinstance(scan, StepScan):
+        result["shipped"] = score_point(scan, recording.events, spotting.tolerance)
     write_labels(recording.events, out / "streaming_labels.tsv")
     plot_det(result, out / "det.png")
     if spotting.negatives is not None:
         bench = load_bench(Path(spotting.negatives))
-        negative = score_bench(backend, backend.labels, bench, stream, result["thresholds"])
+        bench_scan = spotter.scan(bench.wave, progress)
+        negative = scan_false_alarms(
+            bench_scan, bench.events, result["thresholds"], spotter.stream.threshold
+        )
         negative["source"] = spotting.negatives
+        if "shipped" in result and isinstance(bench_scan, StepScan):
+            negative["shipped"] = score_point(bench_scan, bench.events, 0.0)
         result["negative_speech"] = negative
         plot_false_alarms(result, out / "negative_speech.png")
     return result
@@ -193,16 +195,13 @@ def sections(result: dict[str, Any]) -> list[Section]:
             "-" if delay["median"] is None else f"{delay['median']:.2f} / {delay['p90']:.2f}",
         )
 
-    stream = result["stream"]
-    return [
+    parts = [
         Section(
             "Streaming: misses and false alarms",
             [
                 f"{rec['seconds'] / 3600:.2f} h of audio ({rec['source']}): {rec['commands']} "
-                f"commands, {rec['unknown_words']} other words. Detector as speechrnn-predict: "
-                f"{stream['stride']} s stride, {stream['average']} s averaging, "
-                f"{stream['suppress']} s suppression; a detection hits a command when it lies "
-                f"within {result['tolerance']} s of it.",
+                f"commands, {rec['unknown_words']} other words. {_detector_text(result)}; a "
+                f"detection hits a command when it lies within {result['tolerance']} s of it.",
                 f"At the default threshold {default:g}; the 1 FA/h threshold is the lowest "
                 f"swept one at which this and every higher threshold give at most "
                 f"{TARGET_FA_PER_HOUR:g} false alarm per hour. Delay: seconds from the end of "
@@ -221,7 +220,27 @@ def sections(result: dict[str, Any]) -> list[Section]:
             + [row(k, c) for k, c in result["keywords"].items()],
             images=["det.png"],
         )
-    ] + ([_negative_section(result)] if "negative_speech" in result else [])
+    ]
+    if "shipped" in result:
+        parts.append(shipped_section(result))
+    if "negative_speech" in result:
+        parts.append(_negative_section(result))
+    return parts
+
+
+def _detector_text(result: dict[str, Any]) -> str:
+    """Which detector the sweep ran, in words."""
+    detector = result["detector"]
+    if detector["kind"] == "listener":
+        return (
+            f"Detector: the causal model's listener, {detector['step_seconds'] * 1000:g} ms "
+            f"steps, {detector['average_steps']}-step averaging, {detector['suppress']:g} s "
+            f"suppression, one threshold for every keyword"
+        )
+    return (
+        f"Detector as speechrnn-predict: {detector['stride']} s stride, {detector['average']} s "
+        f"averaging, {detector['suppress']} s suppression"
+    )
 
 
 def _negative_section(result: dict[str, Any]) -> Section:
