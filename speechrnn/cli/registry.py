@@ -13,6 +13,7 @@ COMMAND_GROUPS = {  # the config groups each Hydra command composes, as its --he
     "eval": ("data",),
     "export": (),
     "download": ("data",),
+    "calibrate": ("data",),
 }
 HELP = """{summary}
 
@@ -28,6 +29,7 @@ DOCS = {
     "eval": "docs/evaluation.md",
     "export": "docs/inference.md",
     "download": "docs/data.md#settings",
+    "calibrate": "docs/deployment.md#calibrating-a-listener-speechrnn-calibrate",
 }
 
 
@@ -81,6 +83,14 @@ def eval_sections() -> dict[str, type]:
     }
 
 
+def calibrate_sections() -> dict[str, type]:
+    """The dataclass behind each section of speechrnn-calibrate's config besides `data`."""
+    from speechrnn.evaluation.longform import LongformConfig
+    from speechrnn.evaluation.settings import CalibrateConfig
+
+    return {"": CalibrateConfig, "longform": LongformConfig}
+
+
 def register_configs() -> None:
     """Give Hydra the dataclass defaults (conf/ YAML extends them), conf/'s resolvers and each
     command's --help."""
@@ -106,6 +116,7 @@ def register_configs() -> None:
     store.store(name="train_base", node=_nested(sections))
     store.store(name="export_base", node=defaults_of(ExportConfig))
     store.store(name="eval_base", node=_nested(eval_sections()))
+    store.store(name="calibrate_base", node=_nested(calibrate_sections()))
     for command in COMMAND_GROUPS:
         store.store(group="hydra/help", name=f"speechrnn_{command}", node=command_help(command))
 
@@ -149,4 +160,5 @@ _SUMMARIES = {
     "eval": "speechrnn-eval: write an evaluation report for a model.",
     "export": "speechrnn-export: export a checkpoint to ONNX.",
     "download": "speechrnn-download: fetch, verify, extract, index and cache a corpus.",
+    "calibrate": "speechrnn-calibrate: fit a listener's operating point into a copy of its model.",
 }

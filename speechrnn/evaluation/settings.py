@@ -1,10 +1,13 @@
-"""speechrnn-eval settings with their defaults: the report's keys and the spotting score."""
+"""speechrnn-eval and speechrnn-calibrate settings with their defaults."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from speechrnn.errors import ConfigError
+from speechrnn.inference.operating_point import TARGET_FA_PER_HOUR
+from speechrnn.labels import SPLITS
+from speechrnn.settings import bounded, check_ranges
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,21 @@ class SpottingConfig:
             raise ConfigError(f"spotting.tolerance cannot be negative, got {self.tolerance}")
         if (self.audio is None) != (self.labels is None):
             raise ConfigError("spotting.audio and spotting.labels go together: set both or neither")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """The top-level keys of speechrnn-calibrate; ckpt_path and out are required."""
+
+    ckpt_path: str  # a causal checkpoint (model=listener)
+    out: str  # the calibrated copy: a new checkpoint file
+    target_fa_per_hour: float = bounded(TARGET_FA_PER_HOUR, 0.0, 3600.0)  # false-alarm budget
+    split: str = "validation"  # the clips the long recording is built from
+    shared: bool = True  # one threshold for every keyword; false: one each (overfits an hour)
+    tolerance: float = bounded(0.5, 0.0, 10.0, " seconds")  # as spotting.tolerance
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
