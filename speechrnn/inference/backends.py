@@ -53,31 +53,35 @@ class TorchBackend:
 class OnnxBackend:
     """An exported model run by onnxruntime: no torch import at all."""
 
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        if not path.is_file():
-            raise CheckpointError(f"{path}: model not found")
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # fatal only; problems are reported as one line
-        size = path.stat().st_size
-        if size > MAX_ONNX_BYTES:
-            raise CheckpointError(
-                f"{path}: refused to load: {size:,} bytes, more than {MAX_ONNX_BYTES:,}"
-            )
-        try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"{path}: not a readable ONNX model ({reason})") from None
+    def __init__(self, path: Path, session: Any = None) -> None:
+        self.session = open_session(path) if session is None else session
         self.labels = _check_onnx(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         (probs,) = self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})
         return probs  # (B, classes)
+
+
+def open_session(path: Path) -> Any:
+    """An onnxruntime session of the file at `path` (CPU), its size checked before loading;
+    CheckpointError when it is missing, too large or not ONNX."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model not found")
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only; problems are reported as one line
+    size = path.stat().st_size
+    if size > MAX_ONNX_BYTES:
+        raise CheckpointError(
+            f"{path}: refused to load: {size:,} bytes, more than {MAX_ONNX_BYTES:,}"
+        )
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors derive from Exception only
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: not a readable ONNX model ({reason})") from None
 
 
 def _check_onnx(session: Any, path: Path) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from speechrnn.audio import SAMPLE_RATE
 from speechrnn.errors import CheckpointError
+from speechrnn.inference.backends import open_session
 from speechrnn.validation import check_labels
 
 STREAM_FORMAT = "speechrnn-stream-onnx/1"
@@ -58,31 +59,23 @@ class TorchStep:
 class OnnxStep:
     """An exported stream step (speechrnn.inference.stream_export) run by onnxruntime: no torch."""
 
-    def __init__(self, path: str | Path) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, path: str | Path, session: Any = None) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: model not found")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        self.session = open_session(path) if session is None else session
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = dict(meta)
+        if meta.get("format") != STREAM_FORMAT:
+            raise CheckpointError(f"{path}: not a speechrnn stream model (format {STREAM_FORMAT})")
         try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-            meta = self.session.get_modelmeta().custom_metadata_map
             stream = json.loads(meta.get("stream", "{}"))
             self.labels = check_labels(json.loads(meta.get("labels", "")), str(path))
             self.step_samples = int(stream["step_samples"])
+            if not 0 < self.step_samples <= SAMPLE_RATE:
+                raise ValueError(f"step_samples {self.step_samples}")
             self._shapes = {name: list(map(int, stream["state"][name])) for name in STATE}
             self._fill = float(stream["frames_fill"])
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise CheckpointError(f"{path}: not a speechrnn stream model ({exc})") from None
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"{path}: not a readable ONNX model ({reason})") from None
-        if meta.get("format") != STREAM_FORMAT:
-            raise CheckpointError(f"{path}: not a speechrnn stream model (format {STREAM_FORMAT})")
 
     def initial_state(self) -> State:
         """One stream's state: the metadata's shapes with a batch axis of 1 put back."""

@@ -12,10 +12,11 @@ import numpy as np
 from speechrnn.audio import MAX_SECONDS, SAMPLE_RATE, decode_audio, fit_clip, read_audio, resample
 from speechrnn.console import shown
 from speechrnn.errors import AudioError, SpeechRNNError
-from speechrnn.inference.backends import Backend, open_backend
+from speechrnn.inference.backends import Backend
 from speechrnn.inference.decisions import CLIP_SECONDS, Prediction, decide
+from speechrnn.inference.listening import Listening, LiveListener, open_model
 from speechrnn.inference.released import find_release
-from speechrnn.inference.streaming import StreamConfig, detect, iter_windows
+from speechrnn.inference.streaming import Scanner, StreamConfig, detect, iter_windows
 from speechrnn.settings import bounded, check_ranges
 from speechrnn.validation import MAX_LABELS
 
@@ -58,6 +59,7 @@ class Predictor:
         stream: StreamConfig | None = None,
         max_seconds: float = MAX_SECONDS,
         source: ModelSource | None = None,
+        listening: Listening | None = None,
     ) -> None:
         decisions = Decisions(top_k, threshold, max_seconds)
         self.backend = backend
@@ -66,10 +68,17 @@ class Predictor:
         self.top_k, self.threshold = decisions.top_k, decisions.threshold
         self.stream = stream or StreamConfig()
         self.max_seconds = decisions.max_seconds
+        self.listening = listening  # a causal model's step and operating point
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(B, 16000) float32 clips -> (B, classes)."""
         return self.backend(batch)
+
+    def live(self) -> LiveListener | Scanner:
+        """A new live stream: a causal model's listener, else sliding windows."""
+        if self.listening is not None:
+            return LiveListener(self.listening)
+        return Scanner(self.probabilities, self.labels, self.stream)
 
     def predict(self, source: Source | np.ndarray, sample_rate: int = SAMPLE_RATE) -> Prediction:
         """Classify a file (any format) or a float waveform, (T,) or (T, channels).
@@ -140,7 +149,10 @@ class Predictor:
         label, probability, top = decide(probs, self.labels, self.top_k, self.threshold)
         duration = wave.shape[0] / SAMPLE_RATE
         detections = None
-        if duration > CLIP_SECONDS:
+        if duration > CLIP_SECONDS and self.listening is not None:
+            live = LiveListener(self.listening)
+            detections = live.feed(wave) + live.finish()
+        elif duration > CLIP_SECONDS:
             cfg = self.stream
             windows = iter_windows(wave, cfg.hop, cfg.batch_size)
             posteriors = np.concatenate([self.probabilities(b) for b in windows])  # (N, C)
@@ -160,8 +172,9 @@ def load_model(
     no path, for the released model shipped in the package (its int8 ONNX file, no torch)."""
     Decisions(top_k, threshold, max_seconds)  # bad settings are refused before the model is read
     source = model_source(path)
-    backend = open_backend(source.path, device)
-    return Predictor(backend, top_k, threshold, stream, max_seconds, source)
+    stream = stream or StreamConfig()
+    backend, listening = open_model(source.path, device, stream)
+    return Predictor(backend, top_k, threshold, stream, max_seconds, source, listening)
 
 
 def model_source(path: Source | None) -> ModelSource:

@@ -18,6 +18,8 @@ from speechrnn.console import quiet
 from speechrnn.errors import ConfigError, ExportError
 from speechrnn.inference.export import OPSET, probe_signals
 from speechrnn.inference.listener import STATE, STREAM_FORMAT, Listener, OnnxStep
+from speechrnn.inference.listening import checkpoint_detector
+from speechrnn.inference.operating_point import OperatingPoint
 from speechrnn.metadata import DETECTOR_KEY, onnx_properties
 from speechrnn.model import StackedLSTMClassifier, StreamState
 from speechrnn.version import __version__
@@ -79,6 +81,33 @@ def export_stream(
     finally:
         tmp.unlink(missing_ok=True)
     return out, diff
+
+
+def is_causal(ckpt_path: str | os.PathLike[str]) -> bool:
+    """Whether the checkpoint holds a listener (model.causal): it exports a stream step."""
+    return load_checkpoint(ckpt_path, "cpu").config.causal
+
+
+def export_listener(
+    ckpt_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    tolerance: float,
+    quantize: str | None = None,
+) -> tuple[Path, float, OperatingPoint | None]:
+    """speechrnn-export of a causal checkpoint: its stream step, carrying the checkpoint's
+    operating point (checked) when it has one. Returns the path, the largest difference from
+    torch and the operating point written."""
+    if quantize is not None:
+        raise ConfigError(
+            f"export.quantize={quantize}: a causal model exports a stream step, which has no "
+            "int8 form yet; export it without quantize"
+        )
+    stored = checkpoint_detector(Path(ckpt_path))
+    labels = load_checkpoint(ckpt_path, "cpu").labels
+    point = None if stored is None else OperatingPoint.from_metadata(stored, labels, str(ckpt_path))
+    detector = None if point is None else point.to_metadata()
+    path, diff = export_stream(ckpt_path, out, tolerance, detector)
+    return path, diff, point
 
 
 def stream_metadata(model: StackedLSTMClassifier, ckpt: Path) -> dict[str, str]:

@@ -99,6 +99,11 @@ class Scanner:
         lead = (clip - 1) // config.hop * config.hop  # zeros before the audio, as in iter_windows
         self._buffer = np.zeros(lead, np.float32)  # (T,) from the next window's start on
 
+    @property
+    def smoothed(self) -> np.ndarray | None:
+        """(C,) the newest smoothed posteriors; None before the first window."""
+        return self.detector.smoothed
+
     def feed(self, samples: np.ndarray) -> list[Detection]:
         """Take (T,) float32 samples at 16 kHz; return the detections they settle."""
         found = self.detector.add_audio(samples)

@@ -21,8 +21,15 @@ RATE = 16_000
 PLAIN = {"conv_channels": 0, "conv_stride": 1}  # no stem: the LSTM reads MFCC frames
 
 
-def tiny_checkpoint(path: Path, labels: list[str] = LABELS, seed: int = 0, **model: object) -> Path:
-    """An untrained small plain LSTM (ModelConfig `model` overrides) saved as a checkpoint."""
+def tiny_checkpoint(
+    path: Path,
+    labels: list[str] = LABELS,
+    seed: int = 0,
+    detector: dict[str, object] | None = None,
+    **model: object,
+) -> Path:
+    """An untrained small plain LSTM (ModelConfig `model` overrides) saved as a checkpoint,
+    with a listener's operating point (`detector` metadata) when given."""
     import torch
 
     from speechrnn.features import FeatureConfig
@@ -32,7 +39,7 @@ def tiny_checkpoint(path: Path, labels: list[str] = LABELS, seed: int = 0, **mod
     model = StackedLSTMClassifier(
         labels, FeatureConfig(), ModelConfig(**{**PLAIN, "hidden_size": 32, **model})
     )
-    return model.save(path)
+    return model.save(path, detector)
 
 
 def speechlike(seed: int, seconds: float = 1.0, scale: float = 0.3) -> np.ndarray:

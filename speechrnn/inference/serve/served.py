@@ -6,18 +6,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from speechrnn.data.files import sha256_file
-from speechrnn.inference.backends import OnnxBackend, open_backend
+from speechrnn.inference.listening import open_model
 from speechrnn.inference.predict import ModelSource, Predictor
 
 
 def describe(predictor: Predictor, model: Path, max_upload_bytes: int) -> dict[str, object]:
     """What GET /api/model answers: labels, settings, model kind and checksum."""
-    source = predictor.source
+    source, listening = predictor.source, predictor.listening
     return {
         "model": model.name,
         "description": source.description if source else model.name,
         "released": bool(source and source.released),
-        "kind": "onnx" if isinstance(predictor.backend, OnnxBackend) else "checkpoint",
+        "kind": "onnx" if model.suffix.lower() == ".onnx" else "checkpoint",
+        "listener": predictor.listening is not None,
         "sha256": sha256_file(model, progress=False),
         "labels": predictor.labels,
         "settings": {
@@ -26,6 +27,7 @@ def describe(predictor: Predictor, model: Path, max_upload_bytes: int) -> dict[s
             "max_seconds": predictor.max_seconds,
             "max_upload_mb": round(max_upload_bytes / 2**20, 3),
             "stream": asdict(predictor.stream),
+            "detector": listening.point.to_metadata() if listening else None,
         },
     }
 
@@ -47,7 +49,8 @@ class Served:
         old = self.predictor
         device = str(getattr(old.backend, "device", "cpu"))
         source = ModelSource(path, description)
-        backend = open_backend(path, device)
-        self.swap(
-            Predictor(backend, old.top_k, old.threshold, old.stream, old.max_seconds, source), path
+        backend, listening = open_model(path, device, old.stream)
+        predictor = Predictor(
+            backend, old.top_k, old.threshold, old.stream, old.max_seconds, source, listening
         )
+        self.swap(predictor, path)

@@ -14,7 +14,6 @@ from speechrnn.audio import SAMPLE_RATE
 from speechrnn.errors import SpeechRNNError
 from speechrnn.inference.decisions import Detection
 from speechrnn.inference.predict import Predictor
-from speechrnn.inference.streaming import Scanner
 
 MAX_FRAME_SECONDS = 10.0  # longer binary frames are refused
 MAX_TEXT_CHARS = 256  # longer text frames are refused unparsed ({"type": "stop"} is 16)
@@ -27,25 +26,27 @@ class StreamError(SpeechRNNError):
 
 
 class LiveSession:
-    """One client's stream: a `Scanner` over the predictor's model, answers as JSON events."""
+    """One client's stream: the predictor's live detector (a causal model's listener, else
+    sliding windows), answers as JSON events."""
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
-        self.scanner = Scanner(predictor.probabilities, predictor.labels, predictor.stream)
+        self.scanner = predictor.live()
 
     def hello(self) -> dict[str, object]:
-        stream = self.predictor.stream
+        listening = self.predictor.listening
         return {
             "type": "ready",
             "labels": self.predictor.labels,
             "sample_rate": SAMPLE_RATE,
-            "settings": asdict(stream),
+            "settings": asdict(self.predictor.stream),
+            "detector": listening.point.to_metadata() if listening else None,
         }
 
     def feed(self, samples: np.ndarray) -> list[dict[str, object]]:
         """Events for (T,) float32 samples: settled detections, then the newest posteriors."""
         events = self._detections(self.scanner.feed(samples))
-        smoothed = self.scanner.detector.smoothed
+        smoothed = self.scanner.smoothed
         if smoothed is not None:
             power = float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0
             events.append(
