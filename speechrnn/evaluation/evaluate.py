@@ -36,6 +36,7 @@ from speechrnn.evaluation.spotter import open_spotter
 from speechrnn.evaluation.streaming_eval import StreamingSettings, evaluate_streaming
 from speechrnn.evaluation.streaming_eval import sections as streaming_sections
 from speechrnn.inference.backends import Backend, TorchBackend
+from speechrnn.inference.listening import StepBackend
 from speechrnn.inference.streaming import StreamConfig
 from speechrnn.labels import SPLITS
 from speechrnn.metadata import from_onnx_properties
@@ -110,7 +111,8 @@ def _model_info(backend: Backend) -> tuple[int | None, dict[str, Any]]:
     """(parameter count or None for ONNX, the settings the model was built with)."""
     if isinstance(backend, TorchBackend):
         return backend.model.num_parameters(), backend.model.metadata()
-    props = backend.session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
+    onnx = backend.step if isinstance(backend, StepBackend) else backend  # a stream step's file
+    props = onnx.session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
     return None, from_onnx_properties(props)
 
 
