@@ -98,7 +98,8 @@ def add_predictor_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=defaults.threshold,
         metavar="P",
-        help=f"long audio: smoothed posterior to report a keyword (default {defaults.threshold})",
+        help=f"long audio: smoothed posterior to report a keyword; a causal model uses its "
+        f"stored operating point when it has one (default {defaults.threshold})",
     )
     add(
         "--suppress",
