@@ -13,7 +13,6 @@ from starlette.testclient import TestClient
 
 from speechrnn.cli.export import export_task
 from speechrnn.cli.predict import main as predict_main
-from speechrnn.errors import ConfigError
 from speechrnn.inference.listener import Listener
 from speechrnn.inference.listening import StepBackend
 from speechrnn.inference.operating_point import OperatingPoint, detections
@@ -67,10 +66,21 @@ def test_export_writes_the_stream_step_with_the_operating_point(
     meta = {p.key: p.value for p in onnx.load(models["onnx"]).metadata_props}
     assert meta["format"] == "speechrnn-stream-onnx/1"
     assert json.loads(meta["detector"]) == POINT.to_metadata()
-    cfg = {"ckpt_path": str(models["ckpt"]), "out": str(models["onnx"].with_name("q.onnx"))}
-    with pytest.raises(ConfigError, match=r"export\.quantize=int8: a causal model"):
-        export_task(OmegaConf.create({**cfg, "quantize": "int8"}))
-    assert not models["onnx"].with_name("q.onnx").exists()
+
+
+def test_int8_quantizes_the_stream_step(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = models["onnx"].with_name("q.onnx")
+    export_task(OmegaConf.create({"ckpt_path": str(models["ckpt"]), "out": str(out),
+                                  "quantize": "int8"}))  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "(stream step, its operating point;" in printed and "top-1 agreement" in printed
+    int8 = load_model(out.with_suffix(".int8.onnx"))
+    assert int8.listening.point == POINT
+    wave = _long(models)
+    float_steps = Listener(load_model(models["onnx"]).listening.step).feed(wave)
+    np.testing.assert_allclose(Listener(int8.listening.step).feed(wave), float_steps, atol=0.02)
 
 
 def test_clip_answers_of_the_stream_onnx_match_the_checkpoint(

@@ -10,30 +10,31 @@ from speechrnn.cli.hydra_app import hydra_main
 def export_task(cfg: Any) -> Any:
     """Export the checkpoint `cfg` names, print the outcome; with quantize=int8 also int8. A
     causal checkpoint (the listener) exports its stream step."""
+    from speechrnn.inference.backends import OnnxBackend
     from speechrnn.inference.export import ExportConfig, export_int8, export_onnx
-    from speechrnn.inference.stream_export import CHUNKS, export_listener, is_causal
+    from speechrnn.inference.stream_export import CHUNKS, export_listener, is_causal, stream_clips
     from speechrnn.settings import from_mapping
 
     settings = from_mapping(ExportConfig, cfg, "export")
     if is_causal(settings.ckpt_path):
-        path, diff, point = export_listener(
-            settings.ckpt_path, settings.out, settings.tolerance, settings.quantize
-        )
+        result, point = export_listener(settings.ckpt_path, settings.out, settings.tolerance)
         carried = "its operating point" if point else "no operating point"
         print(
-            f"wrote {path} (stream step, {carried}; max |p_onnx - p_torch| = {diff:.1e} "
-            f"streamed in {len(CHUNKS)} chunk sizes)"
+            f"wrote {result.path} (stream step, {carried}; max |p_onnx - p_torch| = "
+            f"{result.max_abs_diff:.1e} streamed in {len(CHUNKS)} chunk sizes)"
         )
-        return path
-    result = export_onnx(
-        settings.ckpt_path, settings.out, settings.audio, settings.max_clips, settings.tolerance
-    )
-    print(
-        f"wrote {result.path} ({len(result.labels)} labels; max |p_onnx - p_torch| = "
-        f"{result.max_abs_diff:.1e} over {result.clips} clips)"
-    )
+        opener = stream_clips
+    else:
+        result = export_onnx(
+            settings.ckpt_path, settings.out, settings.audio, settings.max_clips, settings.tolerance
+        )
+        print(
+            f"wrote {result.path} ({len(result.labels)} labels; max |p_onnx - p_torch| = "
+            f"{result.max_abs_diff:.1e} over {result.clips} clips)"
+        )
+        opener = OnnxBackend
     if settings.quantize == "int8":
-        result = export_int8(result, settings)
+        result = export_int8(result, settings, opener)
         print("\n".join(int8_lines(result, settings.heldout)))
     return result
 

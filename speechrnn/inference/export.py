@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from speechrnn.console import quiet
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import AudioError, ConfigError, ExportError
-from speechrnn.inference.backends import OnnxBackend
+from speechrnn.inference.backends import Backend, OnnxBackend
 from speechrnn.inference.inputs import expand_inputs
 from speechrnn.inference.quantize import QUANTIZATIONS, Comparison, compare, quantize_int8
 from speechrnn.labels import SILENCE, UNKNOWN
@@ -205,11 +206,16 @@ def heldout_clips(root: str, labels: list[str], limit: int) -> tuple[np.ndarray,
     return waves, clips.targets[rows]
 
 
-def export_int8(result: ExportResult, settings: ExportConfig) -> ExportResult:
+def export_int8(
+    result: ExportResult,
+    settings: ExportConfig,
+    opener: Callable[[Path], Backend] = OnnxBackend,
+) -> ExportResult:
     """Quantize the written float model and write it only when it passes the check: on probes,
     `audio` clips and held-out speech, each clip alone (as speechrnn-predict runs a file) and
     in batches, the int8 model's probabilities for a clip do not depend on its batch mates
-    (within `tolerance`) and its accuracy falls by at most `max_accuracy_drop` either way."""
+    (within `tolerance`) and its accuracy falls by at most `max_accuracy_drop` either way.
+    `opener` answers clips with an ONNX file (a stream step's: its per-clip rule)."""
     out = result.path.with_suffix(".int8.onnx")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     clips = probe_signals()
@@ -222,7 +228,7 @@ def export_int8(result: ExportResult, settings: ExportConfig) -> ExportResult:
         targets = np.concatenate([targets, np.full(len(clips) - len(held), -1)])
     try:
         quantize_int8(result.path, tmp)
-        scored = compare(OnnxBackend(result.path), OnnxBackend(tmp), clips, targets)
+        scored = compare(opener(result.path), opener(tmp), clips, targets)
         if not scored.batch_diff <= settings.tolerance:
             raise ExportError(
                 f"{out}: not written: the int8 model's probabilities for a clip move by "

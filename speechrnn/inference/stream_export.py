@@ -16,9 +16,9 @@ from speechrnn.audio import SAMPLE_RATE
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.console import quiet
 from speechrnn.errors import ConfigError, ExportError
-from speechrnn.inference.export import OPSET, probe_signals
+from speechrnn.inference.export import OPSET, ExportResult, probe_signals
 from speechrnn.inference.listener import STATE, STREAM_FORMAT, Listener, OnnxStep
-from speechrnn.inference.listening import checkpoint_detector
+from speechrnn.inference.listening import StepBackend, checkpoint_detector
 from speechrnn.inference.operating_point import OperatingPoint
 from speechrnn.metadata import DETECTOR_KEY, onnx_properties
 from speechrnn.model import StackedLSTMClassifier, StreamState
@@ -89,25 +89,22 @@ def is_causal(ckpt_path: str | os.PathLike[str]) -> bool:
 
 
 def export_listener(
-    ckpt_path: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    tolerance: float,
-    quantize: str | None = None,
-) -> tuple[Path, float, OperatingPoint | None]:
+    ckpt_path: str | os.PathLike[str], out: str | os.PathLike[str], tolerance: float
+) -> tuple[ExportResult, OperatingPoint | None]:
     """speechrnn-export of a causal checkpoint: its stream step, carrying the checkpoint's
-    operating point (checked) when it has one. Returns the path, the largest difference from
-    torch and the operating point written."""
-    if quantize is not None:
-        raise ConfigError(
-            f"export.quantize={quantize}: a causal model exports a stream step, which has no "
-            "int8 form yet; export it without quantize"
-        )
+    operating point (checked) when it has one. Returns the export (`clips`: the probes
+    streamed) and the operating point written."""
     stored = checkpoint_detector(Path(ckpt_path))
     labels = load_checkpoint(ckpt_path, "cpu").labels
     point = None if stored is None else OperatingPoint.from_metadata(stored, labels, str(ckpt_path))
     detector = None if point is None else point.to_metadata()
     path, diff = export_stream(ckpt_path, out, tolerance, detector)
-    return path, diff, point
+    return ExportResult(path, list(labels), diff, len(probe_signals())), point
+
+
+def stream_clips(path: Path) -> StepBackend:
+    """Per-clip answers of a stream ONNX file (what the int8 check compares)."""
+    return StepBackend(OnnxStep(path))
 
 
 def stream_metadata(model: StackedLSTMClassifier, ckpt: Path) -> dict[str, str]:
