@@ -108,7 +108,13 @@ def test_a_file_scanned_at_once_and_fed_live_in_pieces_agree(
     assert _spans(found) == _spans(whole)
     assert [d.probability for d in found] == pytest.approx([d.probability for d in whole])
     posteriors = Listener(listener.listening.step).feed(wave)  # the calibration's offline path
-    assert _spans(detections(wave, posteriors, LABELS, POINT)) == _spans(whole)
+    offline = POINT.posteriors(detections(wave, posteriors, LABELS, POINT))
+    assert _spans(offline) == _spans(whole)
+    assert [d.probability for d in offline] == pytest.approx([d.probability for d in whole])
+    averaged = np.concatenate([posteriors[:1], (posteriors[1:] + posteriors[:-1]) / 2])  # (S, C)
+    for d in whole:  # each reports the averaged posterior it fired at, at least its threshold
+        assert d.probability >= POINT.thresholds[d.label]
+        assert np.isclose(averaged[:, LABELS.index(d.label)], d.probability, atol=1e-6).any()
 
 
 def test_predict_scans_long_files_with_the_stored_point_from_either_file(

@@ -131,7 +131,7 @@ class LiveListener:
 
     def feed(self, samples: np.ndarray) -> list[Detection]:
         """Take (T,) float32 samples at 16 kHz; return the detections they settle."""
-        found = self.detector.add_audio(samples)
+        found = self.point.posteriors(self.detector.add_audio(samples))
         posteriors = self.listener.feed(samples)  # (n, C)
         if not posteriors.shape[0]:
             return found
@@ -147,11 +147,12 @@ class LiveListener:
         """The audio has ended: the windows past the last step say silence; the rest settles."""
         step = self.listener.step.step_samples
         count = window_starts(self.detector.samples, step).shape[0]
-        return self._add(self._silence(count - self._rows)) + self.detector.finish()
+        found = self._add(self._silence(count - self._rows))
+        return found + self.point.posteriors(self.detector.finish())
 
     def _add(self, rows: np.ndarray) -> list[Detection]:
         self._rows += rows.shape[0]
-        return self.detector.add_posteriors(rows)
+        return self.point.posteriors(self.detector.add_posteriors(rows))
 
     def _silence(self, count: int) -> np.ndarray:
         rows = np.zeros((max(0, count), len(self.labels)), np.float32)  # (count, C)

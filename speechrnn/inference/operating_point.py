@@ -86,6 +86,17 @@ class OperatingPoint:
         out[rows, top] = averaged[rows, top] ** power[top]
         return out
 
+    def posteriors(self, found: list[Detection]) -> list[Detection]:
+        """Detections from `scores` with their probability mapped back: the keyword's averaged
+        posterior where it fired (the inverse of the mapping to PIVOT)."""
+        return [
+            dataclasses.replace(
+                d,
+                probability=d.probability ** (math.log(self.thresholds[d.label]) / math.log(PIVOT)),
+            )
+            for d in found
+        ]
+
 
 def step_windows(
     posteriors: np.ndarray, samples: int, step_samples: int, labels: Sequence[str]
@@ -109,7 +120,8 @@ def detections(
     labels: Sequence[str],
     point: OperatingPoint,
 ) -> list[Detection]:
-    """The detections in (T,) `wave` from its (S, C) step posteriors at this operating point."""
+    """The detections in (T,) `wave` from its (S, C) step posteriors at this operating point;
+    each probability is the score the shared detector fired at (`posteriors` maps it back)."""
     step = round(point.step_seconds * SAMPLE_RATE)
     rows = step_windows(point.scores(posteriors, labels), wave.shape[0], step, labels)
     return detect(wave, rows, list(labels), point.stream_config())
