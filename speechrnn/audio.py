@@ -21,6 +21,7 @@ from speechrnn.errors import AudioError
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
 MAX_SECONDS = 3600.0  # longer input is refused rather than decoded into memory
+SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) carries no signal: `_silence_`
 PCM_SCALE = 32768.0  # int16 full scale: float = int16 / PCM_SCALE, as soundfile reads it
 MAX_INPUT_SAMPLES = int(MAX_SECONDS) * 192_000 * 2  # one hour of 192 kHz stereo, all channels
 BLOCK_FRAMES = 1 << 16  # input frames decoded (and resampled) at a time

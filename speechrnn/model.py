@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from speechrnn.audio import SILENCE_PEAK
 from speechrnn.errors import ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
 from speechrnn.labels import SILENCE, UNKNOWN
@@ -18,7 +19,6 @@ from speechrnn.metadata import DETECTOR_KEY, model_metadata
 
 POOLINGS = ("last", "mean", "attention")
 MASK_DOMAINS = ("mfcc", "mel")
-SILENCE_PEAK = 1e-4  # a clip whose peak stays below this (-80 dBFS) carries no signal
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ LAZY = {
     "speechrnn.cli.evaluate": ({"torch", "lightning"}, "--help answers at once"),
     "speechrnn.cli.export": ({"torch", "lightning"}, "--help answers at once"),
     "speechrnn.cli.download": ({"torch", "lightning"}, "--help answers at once"),
+    "speechrnn.cli.calibrate": ({"torch", "lightning"}, "--help answers at once"),
+    "speechrnn.inference.listening": ({"torch"}, "an ONNX listener needs no torch"),
     "speechrnn.training.settings": ({"lightning"}, "settings are checked before Lightning"),
     "speechrnn.metadata": ({"torch"}, "ONNX metadata is read without torch"),
     "speechrnn.settings": ({"torch"}, "settings are typed without torch"),

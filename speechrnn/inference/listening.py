@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechrnn.audio import SAMPLE_RATE
+from speechrnn.audio import SAMPLE_RATE, SILENCE_PEAK
 from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.inference.backends import Backend, OnnxBackend, TorchBackend, open_session
 from speechrnn.inference.decisions import Detection
@@ -18,8 +18,6 @@ from speechrnn.inference.operating_point import OperatingPoint
 from speechrnn.inference.streaming import Detector, StreamConfig, smooth, window_starts
 from speechrnn.labels import SILENCE, UNKNOWN
 from speechrnn.metadata import DETECTOR_KEY
-
-SILENCE_PEAK = 1e-4  # as StackedLSTMClassifier: a clip below this peak is `_silence_`
 
 
 @dataclass(frozen=True)
