@@ -81,11 +81,12 @@ def test_predict_bug_raises_with_debug(
 
 
 def test_hydra_job_bug_is_one_line_exit_70(tmp_path: Path) -> None:
+    model = tiny_checkpoint(tmp_path / "tiny.pt")
     done = _run_broken(
         "speechrnn.inference.export",
         "export_onnx",
         "speechrnn.cli.export:main",
-        f"ckpt_path={tmp_path / 'none.ckpt'}",
+        f"ckpt_path={model}",
         f"hydra.run.dir={tmp_path / 'out'}",
         cwd=tmp_path,
     )
