@@ -163,3 +163,17 @@ def test_serve_streams_through_a_listener(models: dict[str, Path], listener: Pre
     found = [e for e in events if e["type"] == "detection"]
     scanned = client.post("/api/predict?name=l.wav", content=models["long"].read_bytes()).json()
     assert found and _spans(found) == _spans(scanned["detections"])
+
+
+def test_the_listening_benchmark_times_scans_and_live_streams(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    from benchmarks.listening import bench_listening
+
+    window = tiny_checkpoint(tmp_path / "window.pt", LABELS, 2)
+    paths = [str(window), str(models["ckpt"]), str(models["onnx"])]
+    numbers = bench_listening(paths, str(models["long"]), seconds=3.0)
+    assert numbers["audio_s"] == 3.0
+    for path in paths:
+        for mode in ("scan", "live"):
+            assert 0 < numbers[f"{Path(path).name}_{mode}"] < np.inf
