@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -163,19 +164,35 @@ def _metadata(model: StackedLSTMClassifier, ckpt: Path) -> dict[str, str]:
 
 
 def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, str]) -> None:
-    """torch.onnx (dynamo) export with a dynamic batch axis; the exporter's chatter is muted."""
+    """The per-clip graph, (B, CLIP_SAMPLES) audio -> (B, classes) probabilities."""
+    example = torch.zeros(2, CLIP_SAMPLES)  # (B, T)
+    shapes = ({0: torch.export.Dim("batch")},)
+    graph = Probabilities(model)
+    write_onnx(graph, (example,), shapes, ["audio"], ["probabilities"], path, metadata)
+
+
+def write_onnx(
+    graph: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    dynamic_shapes: tuple[dict[int, Any], ...],
+    input_names: list[str],
+    output_names: list[str],
+    path: Path,
+    metadata: dict[str, str],
+) -> None:
+    """torch.onnx (dynamo) export of `graph` in eval mode with `metadata` as its properties;
+    the exporter's chatter is muted."""
     import onnx
 
-    example = torch.zeros(2, CLIP_SAMPLES)  # (B, T)
     with quiet():
         program = torch.onnx.export(
-            Probabilities(model).eval(),
-            (example,),
+            graph.eval(),
+            example,
             dynamo=True,
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamic_shapes=dynamic_shapes,
             opset_version=OPSET,
-            input_names=["audio"],
-            output_names=["probabilities"],
+            input_names=input_names,
+            output_names=output_names,
             verbose=False,
         )
     proto = program.model_proto

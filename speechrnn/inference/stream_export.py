@@ -14,9 +14,8 @@ from torch import nn
 
 from speechrnn.audio import SAMPLE_RATE
 from speechrnn.checkpoint import load_checkpoint
-from speechrnn.console import quiet
 from speechrnn.errors import ConfigError, ExportError
-from speechrnn.inference.export import OPSET, ExportResult, probe_signals
+from speechrnn.inference.export import ExportResult, probe_signals, write_onnx
 from speechrnn.inference.listener import STATE, STREAM_FORMAT, Listener, OnnxStep
 from speechrnn.inference.listening import StepBackend, checkpoint_detector
 from speechrnn.inference.operating_point import OperatingPoint
@@ -145,26 +144,10 @@ def _unbatched(name: str, tensor: torch.Tensor) -> list[int]:
 
 
 def _write_graph(model: StackedLSTMClassifier, path: Path, metadata: dict[str, str]) -> None:
-    """torch.onnx (dynamo) export of one step, dynamic in the batch."""
-    import onnx
-
+    """One step, dynamic in the batch: (B, step_samples) audio and the state in and out."""
     state = model.initial_state(2)
     audio = torch.zeros(2, model.step_samples)  # (B, step_samples)
     batch = torch.export.Dim("batch")
     shapes = ({0: batch}, {0: batch}, {0: batch}, {1: batch}, {1: batch})
-    with quiet():
-        program = torch.onnx.export(
-            StreamGraph(model).eval(),
-            (audio, *state),
-            dynamo=True,
-            dynamic_shapes=shapes,
-            opset_version=OPSET,
-            input_names=["audio", *STATE],
-            output_names=list(OUTPUTS),
-            verbose=False,
-        )
-    proto = program.model_proto
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save_model(proto, str(path))
+    inputs = ["audio", *STATE]
+    write_onnx(StreamGraph(model), (audio, *state), shapes, inputs, list(OUTPUTS), path, metadata)
