@@ -18,7 +18,7 @@ from speechrnn.inference.operating_point import OperatingPoint, detections, step
 from speechrnn.inference.streaming import window_starts
 from speechrnn.model import ModelConfig, StackedLSTMClassifier
 
-from support.inference import speechlike
+from support.inference import step_scene
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 STEP = 480
@@ -29,21 +29,10 @@ GRID = (0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995)
 def _scene() -> tuple[np.ndarray, np.ndarray, list[Event]]:
     """60 s: three yes and three no, each peaking at 0.96 / 0.999 just after the word; a
     false "yes" at 0.85 and a false "no" at 0.99 over other sounds."""
-    rng = np.random.default_rng(0)
-    wave = 0.001 * rng.standard_normal(SECONDS * 16000).astype(np.float32)  # (T,)
-    posteriors = np.zeros((SECONDS * 16000 // STEP, 4), np.float32)  # (S, C)
-    posteriors[:, 0] = 1.0
-    events = []
     peaks = [("yes", 5, 0.96), ("no", 10, 0.999), ("yes", 20, 0.96), ("no", 25, 0.999)]
     peaks += [("yes", 35, 0.96), ("no", 40, 0.999), ("yes", 50, 0.85), ("no", 55, 0.99)]
-    for n, (label, second, peak) in enumerate(peaks):
-        wave[second * 16000 : (second + 1) * 16000] += speechlike(n)
-        if second < 50:
-            events.append(Event(label, second + 0.35, second + 0.65))
-        step = round((second + 0.7) * 16000 / STEP)
-        posteriors[step : step + 3] = 0.0
-        posteriors[step : step + 3, LABELS.index(label)] = peak
-        posteriors[step : step + 3, 1] = 1.0 - peak
+    wave, posteriors = step_scene(SECONDS, LABELS, peaks, STEP)
+    events = [Event(label, s + 0.35, s + 0.65) for label, s, _ in peaks if s < 50]
     return wave, posteriors, events
 
 

@@ -11,7 +11,7 @@ from speechrnn.evaluation.shipped_point import score_point
 from speechrnn.evaluation.spotting import match, sweep_scan
 from speechrnn.inference.operating_point import OperatingPoint, detections
 
-from support.inference import speechlike
+from support.inference import step_scene
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 STEP = 480
@@ -20,20 +20,12 @@ STEP = 480
 def _scene() -> tuple[np.ndarray, np.ndarray, list[Event]]:
     """20 s: a yes at 3 s (peak 0.9), a no at 8 s (0.99), a yes at 13 s (0.97) and a false no
     over another word at 17 s (0.8); step posteriors peak just after each word."""
-    rng = np.random.default_rng(0)
-    wave = 0.001 * rng.standard_normal(20 * 16000).astype(np.float32)  # (T,)
-    posteriors = np.zeros((wave.size // STEP, len(LABELS)), np.float32)  # (S, C)
-    posteriors[:, 0] = 1.0
-    events = []
-    for n, (label, second, peak) in enumerate(
-        [("yes", 3, 0.9), ("no", 8, 0.99), ("yes", 13, 0.97), ("no", 17, 0.8)]
-    ):
-        wave[second * 16000 : (second + 1) * 16000] += speechlike(n)
-        events.append(Event(label if second < 17 else "_unknown_", second + 0.35, second + 0.65))
-        step = round((second + 0.7) * 16000 / STEP)
-        posteriors[step : step + 3] = 0.0
-        posteriors[step : step + 3, LABELS.index(label)] = peak
-        posteriors[step : step + 3, 1] = 1.0 - peak
+    words = [("yes", 3, 0.9), ("no", 8, 0.99), ("yes", 13, 0.97), ("no", 17, 0.8)]
+    wave, posteriors = step_scene(20, LABELS, words, STEP)
+    events = [
+        Event(label if second < 17 else "_unknown_", second + 0.35, second + 0.65)
+        for label, second, _ in words
+    ]
     return wave, posteriors, events
 
 

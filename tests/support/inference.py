@@ -52,6 +52,25 @@ def speechlike(seed: int, seconds: float = 1.0, scale: float = 0.3) -> np.ndarra
     return (scale * envelope * (tone + 0.2 * rng.standard_normal(t.shape[0]))).astype(np.float32)
 
 
+def step_scene(
+    seconds: int, labels: list[str], words: list[tuple[str, int, float]], step: int = 480
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) quiet noise with a `speechlike` burst in each word's second, and (S, C) listener
+    step posteriors: `_silence_` everywhere but the three steps just after each word, which
+    give its label its peak and `_unknown_` the rest. `words`: (label, second, peak)."""
+    rng = np.random.default_rng(0)
+    wave = 0.001 * rng.standard_normal(seconds * RATE).astype(np.float32)  # (T,)
+    posteriors = np.zeros((wave.size // step, len(labels)), np.float32)  # (S, C)
+    posteriors[:, labels.index("_silence_")] = 1.0
+    for n, (label, second, peak) in enumerate(words):
+        wave[second * RATE : (second + 1) * RATE] += speechlike(n)
+        at = round((second + 0.7) * RATE / step)
+        posteriors[at : at + 3] = 0.0
+        posteriors[at : at + 3, labels.index(label)] = peak
+        posteriors[at : at + 3, labels.index("_unknown_")] = 1.0 - peak
+    return wave, posteriors
+
+
 def write(path: Path, wave: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, wave, rate, subtype=subtype)
