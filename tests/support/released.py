@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from speechrnn.data.files import sha256_file
-from speechrnn.inference.released import MANIFEST, Release, find_release
+from speechrnn.inference.released import Release, find_release
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "speechrnn", "conf")
@@ -105,7 +105,3 @@ def build_wheel(out: Path) -> Path:
     )  # fmt: skip
     (wheel,) = (out / "wheel").glob("*.whl")
     return wheel
-
-
-def release_folder_is_empty(folder: Path) -> bool:
-    return not (folder / MANIFEST).is_file()
