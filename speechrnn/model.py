@@ -14,7 +14,7 @@ from torch import nn
 from speechrnn.audio import SILENCE_PEAK
 from speechrnn.errors import ConfigError
 from speechrnn.features import MFCC, FeatureConfig, SpecAugment
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import SILENCE, UNKNOWN, is_keyword
 from speechrnn.metadata import DETECTOR_KEY, model_metadata
 
 POOLINGS = ("last", "mean", "attention")
@@ -177,7 +177,7 @@ class StackedLSTMClassifier(nn.Module):
         if SILENCE in labels:
             silent[labels.index(SILENCE)] = 50.0
         self.register_buffer("silent_logits", silent, persistent=False)
-        keyword = torch.tensor([x not in (SILENCE, UNKNOWN) for x in labels])  # (classes,)
+        keyword = torch.tensor([is_keyword(x) for x in labels])  # (classes,)
         self.register_buffer("keyword", keyword, persistent=False)
 
     @property

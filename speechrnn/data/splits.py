@@ -18,7 +18,7 @@ from speechrnn.data.gsc.official import open_test_set
 from speechrnn.data.index import TaskPlan, plan_task
 from speechrnn.data.settings import DataConfig
 from speechrnn.errors import ConfigError, DataError
-from speechrnn.labels import SILENCE, SPLITS, UNKNOWN
+from speechrnn.labels import SILENCE, SPLITS, keywords
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def test_set_split(corpus: Corpus, labels: Sequence[str]) -> SplitData:
     those labels; clips with no label in `labels` are left out, said in one warning line.
     """
     cached = corpus.split("test")
-    words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
+    words = keywords(labels)
     if not set(words) & set(cached.words):
         raise _no_shared_words(corpus, "test", labels, cached.words)
     targets = plan_task(cached.words, labels, 0.0, 0.0).targets  # (N,)
@@ -158,7 +158,7 @@ def _gather(
 def _no_shared_words(
     corpus: Corpus, split: str, labels: Sequence[str], split_words: Sequence[str]
 ) -> DataError:
-    words = [w for w in labels if w not in (SILENCE, UNKNOWN)]
+    words = keywords(labels)
     return DataError(
         f"{corpus.root}: the labels' words ({', '.join(words)}) share nothing with the "
         f"{split} split's words ({', '.join(sorted(set(split_words)))})"

@@ -13,7 +13,7 @@ from speechrnn.audio import SAMPLE_RATE
 from speechrnn.evaluation.longform import Event
 from speechrnn.evaluation.spotting import match
 from speechrnn.inference.operating_point import TARGET_FA_PER_HOUR, OperatingPoint, detections
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import keywords
 
 AVERAGES = (1, 2, 3, 5)  # steps of smoothing tried
 GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
@@ -45,14 +45,14 @@ def calibrate(
     it is the default until calibration recordings are many hours long.
     """
     budget = int(target_fa_per_hour * wave.shape[0] / SAMPLE_RATE / 3600.0 + 1e-9)
-    keywords = [k for k in labels if k not in (SILENCE, UNKNOWN)]
+    words = keywords(labels)
     grid = sorted({float(g) for g in grid if 0.0 < g < 1.0})
     best: tuple[int, OperatingPoint, dict[str, Any]] | None = None
     for average in averages:
-        flat = OperatingPoint({k: grid[0] for k in keywords}, average, step_seconds)
+        flat = OperatingPoint({k: grid[0] for k in words}, average, step_seconds)
         table = [_counts(wave, posteriors, labels, events, tolerance, flat, g) for g in grid]
-        fitted = _shared(table, budget) if shared else _allocate(table, keywords, budget)
-        picks = {k: min(len(grid) - 1, fitted[k] + margin) for k in keywords}
+        fitted = _shared(table, budget) if shared else _allocate(table, words, budget)
+        picks = {k: min(len(grid) - 1, fitted[k] + margin) for k in words}
         point = dataclasses.replace(
             flat,
             thresholds={k: grid[i] for k, i in picks.items()},
@@ -64,7 +64,7 @@ def calibrate(
             if len(result.false_alarms) <= budget:
                 break
             raised = dict(point.thresholds)
-            for label in keywords if shared else {found[d].label for d in result.false_alarms}:
+            for label in words if shared else {found[d].label for d in result.false_alarms}:
                 picks[label] = min(len(grid) - 1, picks[label] + 1)
                 raised[label] = grid[picks[label]]
             if raised == point.thresholds:

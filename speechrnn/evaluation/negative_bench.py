@@ -24,7 +24,7 @@ from speechrnn.evaluation.longform import write_labels as write_events
 from speechrnn.evaluation.scans import Scan, WindowScan
 from speechrnn.evaluation.spotting import DEFAULT_THRESHOLDS, TARGET_FA_PER_HOUR, match
 from speechrnn.inference.streaming import StreamConfig
-from speechrnn.labels import COMMANDS, NOISE_DIR, SILENCE, UNKNOWN
+from speechrnn.labels import COMMANDS, NOISE_DIR, UNKNOWN, keywords
 
 KIND = "speechrnn-negative-bench"
 FORMAT = 1
@@ -144,8 +144,7 @@ def scan_false_alarms(
     if not all(0.0 <= t <= 1.0 for t in grid):
         raise ConfigError(f"thresholds must lie in [0, 1], got {list(thresholds)}")
     hours = scan.wave.shape[0] / SAMPLE_RATE / 3600.0
-    keywords = [k for k in scan.labels if k not in (SILENCE, UNKNOWN)]
-    counts: dict[str, list[int]] = {k: [] for k in ["overall", *keywords]}
+    counts: dict[str, list[int]] = {k: [] for k in ["overall", *keywords(scan.labels)]}
     for threshold in grid:
         found = scan.detections(threshold)
         wrong = [found[d].label for d in match(events, found, 0.0).false_alarms]

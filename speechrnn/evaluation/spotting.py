@@ -15,7 +15,7 @@ from speechrnn.evaluation.scans import Scan, WindowScan
 from speechrnn.inference.decisions import Detection
 from speechrnn.inference.operating_point import TARGET_FA_PER_HOUR
 from speechrnn.inference.streaming import StreamConfig, iter_windows
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import is_keyword
 
 DEFAULT_THRESHOLDS = (
     *np.round(np.arange(0.05, 0.951, 0.05), 3).tolist(),
@@ -61,7 +61,7 @@ def match(events: Sequence[Event], detections: Sequence[Detection], tolerance: f
             hit[min(near)[1]] = d
         else:
             false_alarms.append(d)
-    keywords = [e for e, ev in enumerate(events) if _is_keyword(ev.label)]
+    keywords = [e for e, ev in enumerate(events) if is_keyword(ev.label)]
     return Match(sorted(hit.items()), [e for e in keywords if e not in hit], sorted(false_alarms))
 
 
@@ -105,7 +105,7 @@ def sweep_scan(
         raise ConfigError(f"spotting.thresholds must lie in [0, 1], got {list(thresholds)}")
     hours = scan.wave.shape[0] / SAMPLE_RATE / 3600.0
     labels = scan.labels
-    keywords = sorted({ev.label for ev in events if _is_keyword(ev.label)}, key=labels.index)
+    keywords = sorted({ev.label for ev in events if is_keyword(ev.label)}, key=labels.index)
     counts = {
         k: {
             "events": sum(
@@ -188,7 +188,3 @@ def _spread(values: list[float]) -> dict[str, float | int | None]:
         "p90": float(np.percentile(arr, 90)),
         "mean": float(arr.mean()),
     }
-
-
-def _is_keyword(label: str) -> bool:
-    return label not in (SILENCE, UNKNOWN)

@@ -32,7 +32,7 @@ from speechrnn.evaluation.spotting import (
     sweep_scan,
 )
 from speechrnn.inference.streaming import StreamConfig
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import SILENCE, UNKNOWN, is_keyword
 
 MAX_USER_SECONDS = 24 * 3600.0
 
@@ -97,7 +97,7 @@ def evaluate_streaming(
     result["recording"] = {
         "source": spotting.audio or "built from the split",
         "seconds": round(recording.seconds, 3),
-        "commands": sum(e.label not in (SILENCE, UNKNOWN) for e in recording.events),
+        "commands": sum(is_keyword(e.label) for e in recording.events),
         "unknown_words": sum(e.label == UNKNOWN for e in recording.events),
     }
     if spotter.shipped and isinstance(scan, StepScan):

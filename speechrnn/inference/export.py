@@ -22,7 +22,7 @@ from speechrnn.errors import AudioError, ConfigError, ExportError
 from speechrnn.inference.backends import Backend, OnnxBackend
 from speechrnn.inference.inputs import expand_inputs
 from speechrnn.inference.quantize import QUANTIZATIONS, Comparison, compare, quantize_int8
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import keywords
 from speechrnn.metadata import onnx_properties
 from speechrnn.model import StackedLSTMClassifier
 from speechrnn.version import __version__
@@ -216,7 +216,7 @@ def heldout_clips(root: str, labels: list[str], limit: int) -> tuple[np.ndarray,
     """(n, 16000) float32 clips and (n,) targets from the test split of a GSC-layout corpus,
     mapped to `labels` as speechrnn-eval does (`_silence_` crops included); at most `limit`,
     evenly spread."""
-    words = tuple(w for w in labels if w not in (SILENCE, UNKNOWN))
+    words = tuple(keywords(labels))
     clips = load_split(DataConfig(root=root, words=words), "test", labels)
     rows = np.linspace(0, len(clips) - 1, min(limit, len(clips))).round().astype(np.int64)
     waves = np.asarray(clips.waves[rows], np.float32) / 32768.0  # (n, T)

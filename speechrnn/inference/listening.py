@@ -16,7 +16,7 @@ from speechrnn.inference.decisions import Detection
 from speechrnn.inference.listener import STREAM_FORMAT, Listener, OnnxStep, State, Step, TorchStep
 from speechrnn.inference.operating_point import OperatingPoint
 from speechrnn.inference.streaming import Detector, StreamConfig, smooth, window_starts
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import SILENCE, is_keyword, keywords
 from speechrnn.metadata import DETECTOR_KEY
 
 
@@ -31,7 +31,7 @@ class Listening:
 def pick_step(probs: np.ndarray, labels: list[str]) -> np.ndarray:
     """(B, steps, C) -> (B, C): each clip's step where the keywords' probability peaks (numpy
     StackedLSTMClassifier.pick_step; without filler labels, where the top label peaks)."""
-    keyword = np.array([x not in (SILENCE, UNKNOWN) for x in labels])  # (C,)
+    keyword = np.array([is_keyword(x) for x in labels])  # (C,)
     fillers = not keyword.all()
     score = (probs * keyword).sum(-1) if fillers else probs.max(-1)  # (B, steps)
     return probs[np.arange(probs.shape[0]), score.argmax(axis=1)]
@@ -98,9 +98,8 @@ def listening(step: Step, path: Path, stored: object, config: StreamConfig) -> L
             f"--detect-threshold must be between 0 and 1 (exclusive) for a causal model, "
             f"got {config.threshold}"
         )
-    keywords = [k for k in step.labels if k not in (SILENCE, UNKNOWN)]
     average = max(1, round(config.average / seconds))
-    thresholds = dict.fromkeys(keywords, config.threshold)
+    thresholds = dict.fromkeys(keywords(step.labels), config.threshold)
     return Listening(step, OperatingPoint(thresholds, average, seconds, config.suppress))
 
 

@@ -15,7 +15,7 @@ from speechrnn.audio import SAMPLE_RATE
 from speechrnn.errors import CheckpointError
 from speechrnn.inference.decisions import Detection
 from speechrnn.inference.streaming import StreamConfig, detect, smooth, window_starts
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import SILENCE, keywords
 
 TARGET_FA_PER_HOUR = 1.0  # the false-alarm budget a calibration aims at by default
 DETECTOR_FORMAT = "speechrnn-detector/1"
@@ -47,8 +47,7 @@ class OperatingPoint:
         if not isinstance(meta, dict) or meta.get("format") != DETECTOR_FORMAT:
             raise CheckpointError(f"{where}: detector settings must be {DETECTOR_FORMAT}")
         thresholds = meta.get("thresholds")
-        keywords = {k for k in labels if k not in (SILENCE, UNKNOWN)}
-        if not isinstance(thresholds, dict) or set(thresholds) != keywords:
+        if not isinstance(thresholds, dict) or set(thresholds) != set(keywords(labels)):
             raise CheckpointError(f"{where}: detector thresholds must name every keyword")
         try:
             point = cls(

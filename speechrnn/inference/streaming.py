@@ -10,7 +10,7 @@ import numpy as np
 
 from speechrnn.audio import CLIP_SAMPLES, SAMPLE_RATE, window_energy
 from speechrnn.inference.decisions import Detection
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import is_keyword
 from speechrnn.settings import bounded, check_ranges
 
 FRAME = 400  # 25 ms energy frames for endpointing
@@ -144,7 +144,7 @@ class Detector:
 
     def __init__(self, labels: list[str], config: StreamConfig) -> None:
         self.labels, self.config = list(labels), config
-        self._reportable = np.array([lab not in (SILENCE, UNKNOWN) for lab in labels])  # (C,)
+        self._reportable = np.array([is_keyword(lab) for lab in labels])  # (C,)
         self._armed = np.ones(len(labels), dtype=bool)  # (C,) re-armed below the threshold
         self._recent: deque[np.ndarray] = deque(maxlen=config.average_windows)  # (C,) rows
         self._winners: list[int] = []  # argmax of every window's posterior

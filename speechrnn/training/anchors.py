@@ -15,7 +15,7 @@ import torch
 from speechrnn.data.settings import DataConfig
 from speechrnn.data.splits import load_split
 from speechrnn.errors import CheckpointError
-from speechrnn.labels import SILENCE, UNKNOWN
+from speechrnn.labels import keywords
 from speechrnn.model import StackedLSTMClassifier
 from speechrnn.training.warmstart import HEAD
 
@@ -108,7 +108,7 @@ def corpus_anchors(
 ) -> Anchors:
     """Anchors of `model` from the clips of `splits` of the GSC-layout corpus at `root`, mapped
     to its labels as training maps them: up to `per_label` clips of each label, evenly spread."""
-    words = tuple(w for w in model.labels if w not in (SILENCE, UNKNOWN))
+    words = tuple(keywords(model.labels))
     waves, names = [], []
     for split in splits:
         clips = load_split(DataConfig(root=root, words=words), split, model.labels, seed=seed)
