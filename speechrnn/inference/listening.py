@@ -14,7 +14,7 @@ from speechrnn.errors import CheckpointError, ConfigError
 from speechrnn.inference.backends import Backend, OnnxBackend, TorchBackend, open_session
 from speechrnn.inference.decisions import Detection
 from speechrnn.inference.listener import STREAM_FORMAT, Listener, OnnxStep, State, Step, TorchStep
-from speechrnn.inference.operating_point import OperatingPoint
+from speechrnn.inference.operating_point import OperatingPoint, silence_rows
 from speechrnn.inference.streaming import Detector, StreamConfig, smooth, window_starts
 from speechrnn.labels import SILENCE, is_keyword, keywords
 from speechrnn.metadata import DETECTOR_KEY
@@ -137,22 +137,16 @@ class LiveListener:
         rows = self.point.scores(near, self.labels)[self._recent.shape[0] :]  # (n, C)
         self._recent = near[near.shape[0] - self.point.average_steps + 1 :]
         if self._rows == 0:  # the grid's first window ends before any step: silence
-            rows = np.concatenate([self._silence(1), rows])
+            rows = np.concatenate([silence_rows(1, self.labels), rows])
         return found + self._add(rows)
 
     def finish(self) -> list[Detection]:
         """The audio has ended: the windows past the last step say silence; the rest settles."""
         step = self.listener.step.step_samples
         count = window_starts(self.detector.samples, step).shape[0]
-        found = self._add(self._silence(count - self._rows))
+        found = self._add(silence_rows(count - self._rows, self.labels))
         return found + self.point.posteriors(self.detector.finish())
 
     def _add(self, rows: np.ndarray) -> list[Detection]:
         self._rows += rows.shape[0]
         return self.point.posteriors(self.detector.add_posteriors(rows))
-
-    def _silence(self, count: int) -> np.ndarray:
-        rows = np.zeros((max(0, count), len(self.labels)), np.float32)  # (count, C)
-        if SILENCE in self.labels:
-            rows[:, self.labels.index(SILENCE)] = 1.0
-        return rows

@@ -105,12 +105,18 @@ def step_windows(
     at most one step after step i ends (10 ms for 30 ms steps), holds step i; rows without a
     step (the first, any after the audio) say `_silence_` (all zeros without that label)."""
     count = window_starts(samples, step_samples).shape[0]
-    out = np.zeros((count, posteriors.shape[1]), np.float32)
-    if SILENCE in labels:
-        out[:, list(labels).index(SILENCE)] = 1.0
+    out = silence_rows(count, labels)  # (N, C)
     n = min(posteriors.shape[0], count - 1)
     out[1 : 1 + n] = posteriors[:n]
     return out
+
+
+def silence_rows(count: int, labels: Sequence[str]) -> np.ndarray:
+    """(count, C) rows that say `_silence_` (all zeros without that label); none for count < 1."""
+    rows = np.zeros((max(0, count), len(labels)), np.float32)  # (count, C)
+    if SILENCE in labels:
+        rows[:, list(labels).index(SILENCE)] = 1.0
+    return rows
 
 
 def detections(
