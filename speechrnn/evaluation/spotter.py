@@ -12,10 +12,9 @@ from speechrnn.console import counting
 from speechrnn.evaluation.scans import Scan, StepScan, WindowScan
 from speechrnn.evaluation.spotting import posteriors_of
 from speechrnn.inference.backends import Backend
-from speechrnn.inference.listener import Listener, OnnxStep, Step
-from speechrnn.inference.listening import Listening, checkpoint_detector, open_model
+from speechrnn.inference.listener import Listener, Step
+from speechrnn.inference.listening import Listening, open_model
 from speechrnn.inference.streaming import StreamConfig
-from speechrnn.metadata import DETECTOR_KEY
 
 PIECE_SECONDS = 30.0  # audio fed to a listener at once: one call of a torch step
 
@@ -27,7 +26,11 @@ class Spotter:
     backend: Backend  # (B, 16000) clips -> (B, C) probabilities
     stream: StreamConfig
     listening: Listening | None = None
-    shipped: bool = False  # whether the model file carries the listener's operating point
+
+    @property
+    def shipped(self) -> bool:
+        """Whether the model file carries the listener's operating point."""
+        return self.listening is not None and self.listening.stored
 
     def scan(self, wave: np.ndarray, progress: bool = True) -> Scan:
         """The detector over (T,) `wave`: the listener at its operating point's smoothing and
@@ -43,11 +46,8 @@ class Spotter:
 def open_spotter(path: str | Path, device: str, stream: StreamConfig) -> Spotter:
     """Any model file: a causal checkpoint or stream ONNX listens (at the operating point it
     carries, else one from `stream`), any other model scans 1 s windows."""
-    path = Path(path)
-    backend, listening = open_model(path, device, stream)
-    if listening is None:
-        return Spotter(backend, stream)
-    return Spotter(backend, stream, listening, _carries_point(path, listening.step))
+    backend, listening = open_model(Path(path), device, stream)
+    return Spotter(backend, stream, listening)
 
 
 def step_posteriors(step: Step, wave: np.ndarray, progress: bool = True) -> np.ndarray:
@@ -65,10 +65,3 @@ def step_posteriors(step: Step, wave: np.ndarray, progress: bool = True) -> np.n
 def step_seconds(step: Step) -> float:
     """Seconds of audio per step of a listener."""
     return step.step_samples / SAMPLE_RATE
-
-
-def _carries_point(path: Path, step: Step) -> bool:
-    """Whether the model file holds a `detector` entry (open_model has read and checked it)."""
-    if isinstance(step, OnnxStep):
-        return DETECTOR_KEY in step.metadata
-    return checkpoint_detector(path) is not None

@@ -26,6 +26,7 @@ class Listening:
 
     step: Step
     point: OperatingPoint
+    stored: bool = False  # the point came from the model file (calibrated), not from options
 
 
 def pick_step(probs: np.ndarray, labels: list[str]) -> np.ndarray:
@@ -92,7 +93,7 @@ def listening(step: Step, path: Path, stored: object, config: StreamConfig) -> L
                 f"{path}: its detector steps every {point.step_seconds} s, the model every "
                 f"{seconds} s"
             )
-        return Listening(step, point)
+        return Listening(step, point, stored=True)
     if not 0.0 < config.threshold < 1.0:
         raise ConfigError(
             f"--detect-threshold must be between 0 and 1 (exclusive) for a causal model, "
